@@ -1,0 +1,107 @@
+// Package store defines the persistence contract that every storage backend
+// (store/sqlite, store/postgres) implements, and the index rows that search
+// runs on.
+//
+// A store keeps every version of every resource as encoded JSON plus, for
+// the current version only, the search index rows the engine extracted from
+// it. It knows nothing of FHIR semantics beyond type, id and version: the
+// engine (package engine) decides what to write, validates it and stamps
+// meta; the store makes it durable and atomic. Searches are answered from the
+// index tables alone, never by reading the documents.
+//
+// The conformance suite in store/storetest runs unchanged against every
+// backend.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Version is one stored version of a resource.
+type Version struct {
+	Type        string
+	ID          string
+	VersionID   int64     // 1 for the first version, then +1 per write
+	LastUpdated time.Time // as stamped in meta.lastUpdated
+	Deleted     bool      // a deletion marker: Body is nil
+	Body        []byte    // the resource's JSON exactly as written
+	Seq         int64     // store-wide write sequence: strictly increasing across all writes
+}
+
+// Store is what the engine needs from a backend. Every method is safe for
+// concurrent use. Errors are *fhir.Error: ENotFound for a resource that never
+// existed, EConflict for a version clash, EUnavailable when the backend is
+// down; anything else is EInternal.
+type Store interface {
+	// Read returns the latest version of a resource, which may be a deletion
+	// marker (Deleted true). It returns ENotFound if no version exists.
+	Read(ctx context.Context, typ, id string) (*Version, error)
+	// VRead returns one version; ENotFound if that version does not exist.
+	VRead(ctx context.Context, typ, id string, version int64) (*Version, error)
+	// History lists versions newest first (by Seq descending).
+	History(ctx context.Context, q HistoryQuery) ([]*Version, error)
+	// Search returns current, non-deleted versions matching q.
+	Search(ctx context.Context, q *Query) (*Result, error)
+	// Write runs fn in one atomic, durable transaction: either everything fn
+	// wrote is committed before Write returns nil, or nothing is. A backend
+	// may call fn more than once (to retry a serialisation conflict), so fn
+	// must not keep state between calls. An error from fn aborts the
+	// transaction and is returned unchanged.
+	Write(ctx context.Context, fn func(Tx) error) error
+	// Secret returns the named node secret, creating it with generate on
+	// first use. All processes sharing the store see the same value.
+	Secret(ctx context.Context, name string, generate func() ([]byte, error)) ([]byte, error)
+	// Ping reports whether the backend can serve requests.
+	Ping(ctx context.Context) error
+	// Close releases the backend. Writes acknowledged before Close are durable.
+	Close() error
+}
+
+// Tx is a write transaction. Reads through it see the transaction's own
+// earlier writes.
+type Tx interface {
+	// Read is Store.Read inside the transaction. Where the backend needs it,
+	// it locks the resource until the transaction ends so that a version
+	// read here is still the latest when Put runs.
+	Read(ctx context.Context, typ, id string) (*Version, error)
+	// Search is Store.Search inside the transaction (for conditional
+	// interactions and conditional references).
+	Search(ctx context.Context, q *Query) (*Result, error)
+	// Put writes a new version. p.VersionID must be exactly one more than the
+	// latest stored version (1 when there is none); otherwise EConflict. The
+	// index rows of the resource are replaced by p.Index (removed when
+	// p.Deleted).
+	Put(ctx context.Context, p *Put) error
+}
+
+// Put is one version to write.
+type Put struct {
+	Type        string
+	ID          string
+	VersionID   int64
+	LastUpdated time.Time
+	Deleted     bool
+	Body        []byte // nil when Deleted
+	Index       Index
+}
+
+// HistoryQuery selects versions for a history interaction. With Type and ID
+// empty it is system history; with only ID empty, type history.
+type HistoryQuery struct {
+	Type   string
+	ID     string
+	Since  time.Time // only versions with LastUpdated >= Since; zero for all
+	Before int64     // only versions with Seq < Before; 0 for no bound (a page cursor)
+	Count  int       // at most this many; 0 means a backend default of 100
+}
+
+// Result is a page of search matches.
+type Result struct {
+	Versions []*Version
+	// Total is the number of matches over all pages, or -1 when the query
+	// did not ask for it.
+	Total int
+	// Next is an opaque cursor for the page after this one, "" on the last.
+	Next string
+}
