@@ -10,6 +10,8 @@
 // ./gen from the trimmed definitions committed in ./defs; see gen.go.
 package r4
 
+import "strings"
+
 // Version is the FHIR version this model describes.
 const Version = "4.0.1"
 
@@ -36,6 +38,9 @@ type Type struct {
 	Elements map[string]*Element
 	// Regex is the value pattern of a primitive type ("" if none).
 	Regex string
+
+	children map[string][]*Element // parent path ("" for the root) -> children, in snapshot order
+	choices  map[string]choiceRef  // parent path + JSON name of a choice ("value" + "Quantity") -> element
 }
 
 // Element is one ElementDefinition of a type's snapshot.
@@ -58,11 +63,17 @@ type Element struct {
 	// Required lists the allowed codes when the element has a required
 	// binding to an enumerable value set; nil otherwise.
 	Required []string
-	// ValueSet is the canonical URL of the bound value set, if any.
+	// ValueSet is the canonical URL (without version) of the bound value
+	// set, if any, and Strength the binding strength: required,
+	// extensible, preferred or example.
 	ValueSet string
+	Strength string
 	Summary  bool
 	Modifier bool
-	Backbone bool // true when the element defines its own children (BackboneElement or Element)
+	// Backbone is true when the element's children are defined within
+	// this type (a BackboneElement or Element, or a ContentRef to one);
+	// otherwise the children are those of the type named in Types.
+	Backbone bool
 }
 
 // SearchParam is one R4 SearchParameter.
@@ -101,3 +112,106 @@ func SearchParams(typ string) map[string]*SearchParam { return searchParamsByTyp
 // PatientCompartment returns, for a resource type, the search parameters
 // that place it in the Patient compartment; nil if it is not in it.
 func PatientCompartment(typ string) []string { return patientCompartment[typ] }
+
+// Element returns the element at path, relative to the type ("contact.name",
+// "value[x]"), following content references ("item.item.text" in
+// Questionnaire is "item.text"); nil if there is none.
+func (t *Type) Element(path string) *Element {
+	if path == "" {
+		return nil
+	}
+	parent, name := "", path
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		var ok bool
+		if parent, ok = t.resolve(path[:i]); !ok {
+			return nil
+		}
+		name = path[i+1:]
+	}
+	return t.Elements[join(parent, name)]
+}
+
+// Children returns the child elements of the element at parentPath ("" for
+// the type's root), in definition order, following content references; nil
+// if parentPath names no element with children of its own in this type.
+func (t *Type) Children(parentPath string) []*Element {
+	p, ok := t.resolve(parentPath)
+	if !ok {
+		return nil
+	}
+	return t.children[p]
+}
+
+// Child finds the element that a JSON property name denotes under the
+// element at parentPath ("" for the type's root): "gender" under "" in
+// Patient, "valueQuantity" under "" in Observation (element value[x],
+// typeCode "Quantity"), "text" under "item.item" in Questionnaire. typeCode
+// is the type the property holds. For a primitive's "_gender" companion,
+// strip the underscore first. When the returned element is not Backbone,
+// its children are those of Lookup(typeCode), with parentPath "".
+func (t *Type) Child(parentPath, jsonName string) (el *Element, typeCode string, ok bool) {
+	p, ok := t.resolve(parentPath)
+	if !ok {
+		return nil, "", false
+	}
+	key := join(p, jsonName)
+	if e := t.Elements[key]; e != nil && !e.Choice {
+		if len(e.Types) == 1 {
+			typeCode = e.Types[0]
+		}
+		return e, typeCode, true
+	}
+	if c, ok := t.choices[key]; ok {
+		return c.el, c.typeCode, true
+	}
+	return nil, "", false
+}
+
+// resolve returns the path within t whose children are those of path,
+// replacing each element that has a content reference by the element it
+// refers to.
+func (t *Type) resolve(path string) (string, bool) {
+	if path == "" {
+		return "", true
+	}
+	if e := t.Elements[path]; e != nil {
+		if e.ContentRef == "" {
+			return path, e.Backbone
+		}
+		return t.relative(e.ContentRef), true
+	}
+	// A path through a content reference ("item.item.item") is not in
+	// Elements: resolve its parent first.
+	i := strings.LastIndexByte(path, '.')
+	if i < 0 {
+		return "", false
+	}
+	parent, ok := t.resolve(path[:i])
+	if !ok {
+		return "", false
+	}
+	e := t.Elements[join(parent, path[i+1:])]
+	if e == nil {
+		return "", false
+	}
+	if e.ContentRef != "" {
+		return t.relative(e.ContentRef), true
+	}
+	return e.Path[len(t.Name)+1:], e.Backbone
+}
+
+// relative turns a full element path ("Questionnaire.item") into one
+// relative to t ("item").
+func (t *Type) relative(full string) string {
+	return strings.TrimPrefix(full, t.Name+".")
+}
+
+// JSONName returns the JSON property name of element e holding a value of
+// type typeCode: the element name, capitalised type appended for a choice
+// ("valueQuantity").
+func (e *Element) JSONName(typeCode string) string {
+	if !e.Choice {
+		return e.Name
+	}
+	return e.Name + upperFirst(typeCode)
+}
