@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/ingest"
+)
+
+// runImport is `sharedcare import`: load FHIR bundles and NDJSON into a FHIR
+// server over HTTP (--url) or straight into a local store (--data).
+func runImport(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: sharedcare import --url URL --token TOKEN [flags] PATH...
+       sharedcare import --data DIR [--db URL] [flags] PATH...
+
+Loads FHIR R4 bundles (.json) and NDJSON (.ndjson), plain or gzipped (.gz);
+directories are walked in lexical order. Transaction and batch bundles are
+sent as they are; NDJSON and other bundles are grouped into transactions
+(PUT Type/id for resources with an id, so a rerun does not duplicate).
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	var (
+		baseURL = fs.String("url", "", "FHIR base URL of the target server, e.g. http://127.0.0.1:8080/fhir")
+		token   = fs.String("token", os.Getenv("SHAREDCARE_TOKEN"), "bearer token for --url (default $SHAREDCARE_TOKEN)")
+		dataDir = fs.String("data", "", "load into the local store in this data directory instead of over HTTP")
+		dbURL   = fs.String("db", os.Getenv("SHAREDCARE_DB"), "with --data: PostgreSQL URL of the store (default $SHAREDCARE_DB; empty for SQLite in --data)")
+		workers = fs.Int("workers", 4, "bundles in flight at once")
+		batch   = fs.Int("batch", 500, "resources per transaction when grouping NDJSON and non-transaction bundles")
+		lenient = fs.Bool("lenient", false, "accept unknown elements, dropping them with a warning (Prefer: handling=lenient)")
+		gz      = fs.Bool("gzip", false, "with --url: gzip request bodies")
+		retries = fs.Int("retries", 6, "with --url: retries of a bundle after 429, 503 or a connection error (0 for none)")
+		timeout = fs.Duration("timeout", 5*time.Minute, "with --url: time allowed for one bundle")
+		quiet   = fs.Bool("quiet", false, "no progress bar")
+	)
+	paths, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		fs.Usage()
+		return fhir.Invalid("", "import: no PATH given")
+	}
+	if (*baseURL == "") == (*dataDir == "") {
+		return fhir.Invalid("", "import: give exactly one of --url (a FHIR server) or --data (a local store)")
+	}
+	if *workers < 1 || *batch < 1 {
+		return fhir.Invalid("", "import: --workers and --batch must be at least 1")
+	}
+	opt := ingest.Options{Workers: *workers, BatchSize: *batch}
+	if !*quiet && term.IsTerminal(int(os.Stderr.Fd())) {
+		opt.Progress = os.Stderr
+	}
+
+	var sink ingest.Sink
+	if *baseURL != "" {
+		r := *retries
+		if r == 0 {
+			r = -1 // HTTPOptions uses 0 for its default
+		}
+		h, err := ingest.NewHTTP(*baseURL, ingest.HTTPOptions{
+			Token: *token, Lenient: *lenient, Gzip: *gz, Retries: r, Timeout: *timeout, Conns: *workers,
+		})
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		sink = h
+	} else {
+		l, err := ingest.OpenLocal(ctx, *dataDir, *dbURL, *lenient)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		sink = l
+	}
+	sum, err := ingest.Run(ctx, sink, paths, opt)
+	sum.Print(os.Stdout)
+	if err != nil {
+		return err
+	}
+	return sum.Err()
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments (`import data/ --lenient` as well as
+// `import --lenient data/`), returning the positional ones in order.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, fhir.Invalid("", "%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		if args[0] == "--" {
+			return append(rest, args[1:]...), nil
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+}
