@@ -1,0 +1,473 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/store"
+)
+
+// maxAttempts bounds how often Write runs fn when it keeps losing races.
+// Each lost race means another writer committed, so progress is certain;
+// the bound only stops a pathological hot spot from spinning forever.
+const maxAttempts = 20
+
+// Write runs fn in a READ COMMITTED transaction and commits it. When the
+// transaction loses a race that a rerun resolves (two creates of the same new
+// id, a deadlock, a serialisation failure), it is rolled back and fn runs
+// again from the start; the rerun sees the winner's commit.
+func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.writeOnce(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		if !retryable(err) {
+			return unwrapRetry(err)
+		}
+		if attempt == maxAttempts || ctx.Err() != nil {
+			return fhir.Errorf(fhir.EConflict, "", "the write kept conflicting with concurrent writes; try again")
+		}
+		// Jittered backoff, so that the losers of one race do not collide
+		// again in the next.
+		d := time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond)))
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return dbError(ctx.Err())
+		}
+	}
+}
+
+func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error) (err error) {
+	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return dbError(err)
+	}
+	defer func() {
+		if err != nil {
+			ptx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	t := &tx{tx: ptx}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return wrapDB(err)
+	}
+	return nil
+}
+
+// retryError marks a database failure that a rerun of the whole transaction
+// resolves. It travels through fn as the Err of a *fhir.Error (so an fn that
+// returns it unchanged, or wraps it, still lets Write see it).
+type retryError struct{ err error }
+
+func (e *retryError) Error() string { return "transaction lost a race: " + e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+func retryable(err error) bool {
+	var r *retryError
+	return errors.As(err, &r)
+}
+
+// unwrapRetry returns err unchanged unless it is a retry marker, which does
+// not leave the package.
+func unwrapRetry(err error) error { return err }
+
+// wrapDB classifies a database error met inside a transaction: races that a
+// rerun resolves become a conflict carrying a retryError; the rest go
+// through dbError.
+func wrapDB(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return &fhir.Error{Kind: fhir.EConflict, Issues: []fhir.Issue{{
+				Severity: fhir.SeverityError, Code: "conflict", Diagnostics: "conflict with a concurrent write"}},
+				Err: &retryError{err}}
+		case "23505": // unique_violation: a concurrent create of the same type/id won
+			if pe.ConstraintName == "resources_pkey" || pe.ConstraintName == "resource_versions_type_id_version_id_key" {
+				return &fhir.Error{Kind: fhir.EConflict, Issues: []fhir.Issue{{
+					Severity: fhir.SeverityError, Code: "conflict", Diagnostics: "the resource was created concurrently"}},
+					Err: &retryError{err}}
+			}
+		}
+	}
+	return dbError(err)
+}
+
+// tx is a store.Tx. Index rows are buffered and written in one batch per
+// table when the transaction next searches or commits: a Synthea bundle of a
+// few hundred resources then costs one round trip per resource plus one for
+// all its index rows.
+type tx struct {
+	tx      pgx.Tx
+	pending indexBuffer
+}
+
+// Read returns the current version and locks the resource's row until the
+// transaction ends. Under READ COMMITTED a concurrent writer that committed
+// first is seen here: FOR UPDATE waits for it and then returns its row. The
+// body is fetched by a second statement in the same round trip, after the
+// lock is held, because a join in the locking statement would re-check the
+// version row against the statement's old snapshot and return nothing.
+func (t *tx) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT seq FROM resources WHERE type = $1 AND id = $2 FOR UPDATE`, typ, id)
+	b.Queue(`SELECT `+versionColumns+` FROM resources r JOIN resource_versions v ON v.seq = r.seq
+		WHERE r.type = $1 AND r.id = $2`, typ, id)
+	br := t.tx.SendBatch(ctx, b)
+	defer br.Close()
+	var seq int64
+	if err := br.QueryRow().Scan(&seq); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, notFound(typ, id)
+		}
+		return nil, wrapDB(err)
+	}
+	v, err := scanVersion(br.QueryRow())
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	return v, br.Close()
+}
+
+// Search runs q inside the transaction, after writing the index rows
+// buffered so far so that it sees this transaction's own writes.
+func (t *tx) Search(ctx context.Context, q *store.Query) (*store.Result, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	res, err := search(ctx, t.tx, q)
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	return res, nil
+}
+
+// The statements of Put. A create inserts the resource's row (the primary
+// key is where two concurrent creates of one id meet); an update moves the
+// row from exactly the previous version, which under READ COMMITTED re-checks
+// the version of a row a concurrent writer just changed. Either way the
+// version row and the row in resources are written in one statement.
+const (
+	createSQL = `WITH r AS (
+		INSERT INTO resources (type, id, version_id, seq, last_updated, deleted)
+		VALUES ($1, $2, 1, nextval('resource_seq'), $3, $4)
+		RETURNING rid, seq),
+	v AS (
+		INSERT INTO resource_versions (seq, type, id, version_id, last_updated, deleted, body)
+		SELECT seq, $1, $2, 1, $3, $4, $5 FROM r)
+	SELECT rid FROM r`
+	updateSQL = `WITH r AS (
+		UPDATE resources SET version_id = $3, seq = nextval('resource_seq'), last_updated = $4, deleted = $5
+		WHERE type = $1 AND id = $2 AND version_id = $3 - 1
+		RETURNING rid, seq),
+	v AS (
+		INSERT INTO resource_versions (seq, type, id, version_id, last_updated, deleted, body)
+		SELECT seq, $1, $2, $3, $4, $5, $6 FROM r)
+	SELECT rid FROM r`
+)
+
+// Put writes a new version and replaces the resource's index rows.
+func (t *tx) Put(ctx context.Context, p *store.Put) error {
+	if p.VersionID < 1 {
+		return fhir.Errorf(fhir.EConflict, "", "%s/%s: version %d is not a valid version", p.Type, p.ID, p.VersionID)
+	}
+	body := p.Body
+	if p.Deleted {
+		body = nil
+	} else if body == nil {
+		body = []byte{}
+	}
+	var rid int64
+	var err error
+	if p.VersionID == 1 {
+		err = t.tx.QueryRow(ctx, createSQL, p.Type, p.ID, utc(p.LastUpdated), p.Deleted, body).Scan(&rid)
+	} else {
+		err = t.tx.QueryRow(ctx, updateSQL, p.Type, p.ID, p.VersionID, utc(p.LastUpdated), p.Deleted, body).Scan(&rid)
+		if err == nil {
+			t.pending.drop(rid)
+			err = t.deleteIndex(ctx, rid)
+		}
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t.conflict(ctx, p)
+	}
+	if err != nil {
+		return wrapDB(err)
+	}
+	if !p.Deleted {
+		t.pending.add(rid, p.Type, &p.Index)
+	}
+	return nil
+}
+
+// conflict explains why an update matched no row.
+func (t *tx) conflict(ctx context.Context, p *store.Put) error {
+	var current int64
+	err := t.tx.QueryRow(ctx, `SELECT version_id FROM resources WHERE type = $1 AND id = $2`, p.Type, p.ID).Scan(&current)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fhir.Errorf(fhir.EConflict, "", "%s/%s: version %d cannot be written, the resource does not exist", p.Type, p.ID, p.VersionID)
+	}
+	if err != nil {
+		return wrapDB(err)
+	}
+	return fhir.Errorf(fhir.EConflict, "", "%s/%s: version %d cannot be written, the latest version is %d", p.Type, p.ID, p.VersionID, current)
+}
+
+// indexTables are the index tables, each cleared of a resource's rows when
+// it gets a new version.
+var indexTables = []string{"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri"}
+
+func (t *tx) deleteIndex(ctx context.Context, rid int64) error {
+	b := &pgx.Batch{}
+	for _, tbl := range indexTables {
+		b.Queue(`DELETE FROM `+tbl+` WHERE rid = $1`, rid)
+	}
+	return t.tx.SendBatch(ctx, b).Close()
+}
+
+// flush writes the buffered index rows: one INSERT ... SELECT FROM unnest
+// per table, all in one round trip.
+func (t *tx) flush(ctx context.Context) error {
+	b := t.pending.batch()
+	if b == nil {
+		return nil
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return wrapDB(err)
+	}
+	t.pending = indexBuffer{}
+	return nil
+}
+
+// clean makes a string storable in a text column: PostgreSQL text cannot
+// hold NUL, which JSON allows (\u0000). The same replacement is applied to
+// search values, so matching is unchanged.
+func clean(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// indexBuffer holds index rows column by column, ready for unnest.
+type indexBuffer struct {
+	n int
+
+	tokRID                                         []int64
+	tokType, tokParam, tokSystem, tokCode, tokText []string
+
+	strRID                               []int64
+	strType, strParam, strNorm, strExact []string
+
+	dateRID             []int64
+	dateType, dateParam []string
+	dateLo, dateHi      []int64
+
+	numRID            []int64
+	numType, numParam []string
+	numLo, numHi      []float64
+
+	qtyRID                                []int64
+	qtyType, qtyParam, qtySystem, qtyCode []string
+	qtyLo, qtyHi                          []float64
+
+	refRID                                       []int64
+	refType, refParam, refRefType, refID, refURL []string
+
+	uriRID                      []int64
+	uriType, uriParam, uriValue []string
+}
+
+func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
+	for _, r := range ix.Tokens {
+		b.tokRID = append(b.tokRID, rid)
+		b.tokType = append(b.tokType, typ)
+		b.tokParam = append(b.tokParam, clean(r.Param))
+		b.tokSystem = append(b.tokSystem, clean(r.System))
+		b.tokCode = append(b.tokCode, clean(r.Code))
+		b.tokText = append(b.tokText, clean(r.Text))
+	}
+	for _, r := range ix.Strings {
+		b.strRID = append(b.strRID, rid)
+		b.strType = append(b.strType, typ)
+		b.strParam = append(b.strParam, clean(r.Param))
+		b.strNorm = append(b.strNorm, clean(r.Norm))
+		b.strExact = append(b.strExact, clean(r.Exact))
+	}
+	for _, r := range ix.Dates {
+		b.dateRID = append(b.dateRID, rid)
+		b.dateType = append(b.dateType, typ)
+		b.dateParam = append(b.dateParam, clean(r.Param))
+		b.dateLo = append(b.dateLo, r.Lo)
+		b.dateHi = append(b.dateHi, r.Hi)
+	}
+	for _, r := range ix.Numbers {
+		b.numRID = append(b.numRID, rid)
+		b.numType = append(b.numType, typ)
+		b.numParam = append(b.numParam, clean(r.Param))
+		b.numLo = append(b.numLo, r.Lo)
+		b.numHi = append(b.numHi, r.Hi)
+	}
+	for _, r := range ix.Quantities {
+		b.qtyRID = append(b.qtyRID, rid)
+		b.qtyType = append(b.qtyType, typ)
+		b.qtyParam = append(b.qtyParam, clean(r.Param))
+		b.qtySystem = append(b.qtySystem, clean(r.System))
+		b.qtyCode = append(b.qtyCode, clean(r.Code))
+		b.qtyLo = append(b.qtyLo, r.Lo)
+		b.qtyHi = append(b.qtyHi, r.Hi)
+	}
+	for _, r := range ix.References {
+		b.refRID = append(b.refRID, rid)
+		b.refType = append(b.refType, typ)
+		b.refParam = append(b.refParam, clean(r.Param))
+		b.refRefType = append(b.refRefType, clean(r.Type))
+		b.refID = append(b.refID, clean(r.ID))
+		b.refURL = append(b.refURL, clean(r.URL))
+	}
+	for _, r := range ix.URIs {
+		b.uriRID = append(b.uriRID, rid)
+		b.uriType = append(b.uriType, typ)
+		b.uriParam = append(b.uriParam, clean(r.Param))
+		b.uriValue = append(b.uriValue, clean(r.Value))
+	}
+	b.n++
+}
+
+// drop forgets buffered rows of rid, which a later Put in the same
+// transaction replaces.
+func (b *indexBuffer) drop(rid int64) {
+	if b.n == 0 {
+		return
+	}
+	old := *b
+	*b = indexBuffer{}
+	keep := func(rids []int64, i int) bool { return rids[i] != rid }
+	for i := range old.tokRID {
+		if keep(old.tokRID, i) {
+			b.tokRID = append(b.tokRID, old.tokRID[i])
+			b.tokType = append(b.tokType, old.tokType[i])
+			b.tokParam = append(b.tokParam, old.tokParam[i])
+			b.tokSystem = append(b.tokSystem, old.tokSystem[i])
+			b.tokCode = append(b.tokCode, old.tokCode[i])
+			b.tokText = append(b.tokText, old.tokText[i])
+		}
+	}
+	for i := range old.strRID {
+		if keep(old.strRID, i) {
+			b.strRID = append(b.strRID, old.strRID[i])
+			b.strType = append(b.strType, old.strType[i])
+			b.strParam = append(b.strParam, old.strParam[i])
+			b.strNorm = append(b.strNorm, old.strNorm[i])
+			b.strExact = append(b.strExact, old.strExact[i])
+		}
+	}
+	for i := range old.dateRID {
+		if keep(old.dateRID, i) {
+			b.dateRID = append(b.dateRID, old.dateRID[i])
+			b.dateType = append(b.dateType, old.dateType[i])
+			b.dateParam = append(b.dateParam, old.dateParam[i])
+			b.dateLo = append(b.dateLo, old.dateLo[i])
+			b.dateHi = append(b.dateHi, old.dateHi[i])
+		}
+	}
+	for i := range old.numRID {
+		if keep(old.numRID, i) {
+			b.numRID = append(b.numRID, old.numRID[i])
+			b.numType = append(b.numType, old.numType[i])
+			b.numParam = append(b.numParam, old.numParam[i])
+			b.numLo = append(b.numLo, old.numLo[i])
+			b.numHi = append(b.numHi, old.numHi[i])
+		}
+	}
+	for i := range old.qtyRID {
+		if keep(old.qtyRID, i) {
+			b.qtyRID = append(b.qtyRID, old.qtyRID[i])
+			b.qtyType = append(b.qtyType, old.qtyType[i])
+			b.qtyParam = append(b.qtyParam, old.qtyParam[i])
+			b.qtySystem = append(b.qtySystem, old.qtySystem[i])
+			b.qtyCode = append(b.qtyCode, old.qtyCode[i])
+			b.qtyLo = append(b.qtyLo, old.qtyLo[i])
+			b.qtyHi = append(b.qtyHi, old.qtyHi[i])
+		}
+	}
+	for i := range old.refRID {
+		if keep(old.refRID, i) {
+			b.refRID = append(b.refRID, old.refRID[i])
+			b.refType = append(b.refType, old.refType[i])
+			b.refParam = append(b.refParam, old.refParam[i])
+			b.refRefType = append(b.refRefType, old.refRefType[i])
+			b.refID = append(b.refID, old.refID[i])
+			b.refURL = append(b.refURL, old.refURL[i])
+		}
+	}
+	for i := range old.uriRID {
+		if keep(old.uriRID, i) {
+			b.uriRID = append(b.uriRID, old.uriRID[i])
+			b.uriType = append(b.uriType, old.uriType[i])
+			b.uriParam = append(b.uriParam, old.uriParam[i])
+			b.uriValue = append(b.uriValue, old.uriValue[i])
+		}
+	}
+	b.n = old.n
+}
+
+// batch returns the INSERTs for the buffered rows, or nil when there are
+// none.
+func (b *indexBuffer) batch() *pgx.Batch {
+	q := &pgx.Batch{}
+	if len(b.tokRID) > 0 {
+		q.Queue(`INSERT INTO idx_token (rid, type, param, system, code, text)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
+			b.tokRID, b.tokType, b.tokParam, b.tokSystem, b.tokCode, b.tokText)
+	}
+	if len(b.strRID) > 0 {
+		q.Queue(`INSERT INTO idx_string (rid, type, param, norm, exact)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])`,
+			b.strRID, b.strType, b.strParam, b.strNorm, b.strExact)
+	}
+	if len(b.dateRID) > 0 {
+		q.Queue(`INSERT INTO idx_date (rid, type, param, lo, hi)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])`,
+			b.dateRID, b.dateType, b.dateParam, b.dateLo, b.dateHi)
+	}
+	if len(b.numRID) > 0 {
+		q.Queue(`INSERT INTO idx_number (rid, type, param, lo, hi)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::float8[])`,
+			b.numRID, b.numType, b.numParam, b.numLo, b.numHi)
+	}
+	if len(b.qtyRID) > 0 {
+		q.Queue(`INSERT INTO idx_quantity (rid, type, param, system, code, lo, hi)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[])`,
+			b.qtyRID, b.qtyType, b.qtyParam, b.qtySystem, b.qtyCode, b.qtyLo, b.qtyHi)
+	}
+	if len(b.refRID) > 0 {
+		q.Queue(`INSERT INTO idx_reference (rid, type, param, ref_type, ref_id, url)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
+			b.refRID, b.refType, b.refParam, b.refRefType, b.refID, b.refURL)
+	}
+	if len(b.uriRID) > 0 {
+		q.Queue(`INSERT INTO idx_uri (rid, type, param, value)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])`,
+			b.uriRID, b.uriType, b.uriParam, b.uriValue)
+	}
+	if q.Len() == 0 {
+		return nil
+	}
+	return q
+}
