@@ -266,8 +266,9 @@ func (rd *reader) entry(path, where string, res []byte, fullURL string) ([]byte,
 	return append(e, `"}}`...), true
 }
 
-// bundleHead is what is needed to route a JSON file: decoding entries into
-// empty structs counts them without copying them.
+// bundleHead is what is needed to route a JSON file, decoded when
+// scanBundle cannot read it: entries decode into empty structs, which counts
+// them without copying them.
 type bundleHead struct {
 	ResourceType string     `json:"resourceType"`
 	Type         string     `json:"type"`
@@ -293,9 +294,14 @@ type bundleEntries struct {
 // becomes a transaction of one.
 func (rd *reader) bundle(path string, data []byte, size int64) error {
 	var h bundleHead
-	if err := json.Unmarshal(data, &h); err != nil {
+	rt, typ, n, ok := scanBundle(data)
+	if ok {
+		h.ResourceType, h.Type = rt, typ
+	} else if err := json.Unmarshal(data, &h); err != nil {
 		rd.fail(Failure{File: path, Reason: "not a FHIR JSON resource: " + err.Error()})
 		return rd.emit(&Batch{File: path, Bytes: size})
+	} else {
+		n = len(h.Entry)
 	}
 	if h.ResourceType != "Bundle" {
 		b := &Batch{File: path, Bytes: size}
@@ -305,7 +311,7 @@ func (rd *reader) bundle(path string, data []byte, size int64) error {
 		return rd.emit(b)
 	}
 	if h.Type == "transaction" || h.Type == "batch" {
-		return rd.emit(&Batch{File: path, Raw: data, Resources: len(h.Entry), Bytes: size})
+		return rd.emit(&Batch{File: path, Raw: data, Resources: n, Bytes: size})
 	}
 	var be bundleEntries
 	if err := json.Unmarshal(data, &be); err != nil {
