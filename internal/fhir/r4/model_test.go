@@ -373,3 +373,27 @@ func TestOnlyR4(t *testing.T) {
 		t.Errorf("AuditEvent.source.observer targets %q", e.Targets)
 	}
 }
+
+func TestLookupElement(t *testing.T) {
+	tests := []struct {
+		path, want string
+	}{
+		{"Patient.contact.name", "Patient.contact.name"},
+		{"Questionnaire.item.item.text", "Questionnaire.item.text"},
+		{"Observation.value[x]", "Observation.value[x]"},
+		{"Patient", ""},
+		{"Patient.colour", ""},
+		{"Nope.id", ""},
+		{"Patient.name.given", ""}, // in HumanName, not Patient
+	}
+	for _, tt := range tests {
+		e := LookupElement(tt.path)
+		got := ""
+		if e != nil {
+			got = e.Path
+		}
+		if got != tt.want {
+			t.Errorf("LookupElement(%q) = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}
