@@ -60,6 +60,10 @@ type Element struct {
 	// Types lists the allowed type codes: "string", "HumanName",
 	// "BackboneElement", "Reference", ... For a choice element (value[x])
 	// there is more than one and the JSON name is Name + capitalised type.
+	// Where the definitions use FHIRPath system types (Element.id,
+	// Extension.url, a primitive's value) the code is the FHIR primitive
+	// they stand for; a resource's id is "id". A content reference takes
+	// the types of the element it refers to.
 	Types  []string
 	Choice bool
 	// Targets lists, for Reference/canonical types, the allowed target
