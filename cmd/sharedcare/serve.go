@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sharedcare/sharedcare/internal/api"
+	"github.com/sharedcare/sharedcare/internal/auth"
+	"github.com/sharedcare/sharedcare/internal/config"
+	"github.com/sharedcare/sharedcare/internal/engine"
+	"github.com/sharedcare/sharedcare/internal/store"
+	"github.com/sharedcare/sharedcare/internal/store/backend"
+)
+
+// service is the engine plus the readiness of its store, which /readyz
+// reports.
+type service struct {
+	*engine.Engine
+	st store.Store
+}
+
+// Ping reports whether the store can serve requests.
+func (s service) Ping(ctx context.Context) error { return s.st.Ping(ctx) }
+
+// newLogger builds the process logger from the configuration.
+func newLogger(cfg config.Config) *slog.Logger {
+	level, _ := cfg.Level() // validated by config.Load
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// runServe is "sharedcare serve": open the store, build the engine and the
+// HTTP API, serve until SIGINT or SIGTERM, then stop accepting, let
+// in-flight requests finish (up to --shutdown-timeout) and close the store.
+func runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg, err := config.Load(fs, args, os.Getenv, config.ServeFlags)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
+	}
+	log := newLogger(cfg)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := backend.Open(ctx, cfg.DataDir, cfg.DBURL)
+	if err != nil {
+		return fmt.Errorf("open store (%s): %w", storeName(cfg), err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "error", err)
+		}
+	}()
+	authority, err := auth.Load(ctx, st, cfg.BaseURL)
+	if err != nil {
+		return fmt.Errorf("load the token signing key: %w", err)
+	}
+	eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL, Lenient: cfg.Lenient})
+	handler := api.New(service{Engine: eng, st: st}, authority, cfg, log)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeName(cfg), "config", cfg)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests did not finish in time", "error", err)
+		_ = srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// storeName says which backend a configuration selects, without secrets.
+func storeName(cfg config.Config) string {
+	if cfg.DBURL != "" {
+		return "postgres " + cfg.RedactedDBURL()
+	}
+	return "sqlite " + cfg.DataDir
+}
