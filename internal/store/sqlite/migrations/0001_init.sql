@@ -1,0 +1,120 @@
+-- 0001: the first schema, built for the full search engine (issue 4).
+--
+-- resources holds one row per logical resource: its current version, as a
+-- pointer (seq) into resource_versions, which holds every version's body once.
+-- rid is the resource's stable internal key: index rows refer to it, search
+-- pages are ordered by it (it never changes on update, and new resources get
+-- larger rids, so keyset cursors neither skip nor repeat unchanged rows).
+CREATE TABLE resources (
+	rid          INTEGER PRIMARY KEY,
+	type         TEXT    NOT NULL,
+	id           TEXT    NOT NULL,
+	version      INTEGER NOT NULL,
+	seq          INTEGER NOT NULL, -- resource_versions.seq of the current version
+	last_updated INTEGER NOT NULL, -- Unix microseconds
+	deleted      INTEGER NOT NULL DEFAULT 0,
+	idx_mask     INTEGER NOT NULL DEFAULT 0, -- bit per idx_* table holding rows for rid
+	UNIQUE (type, id)
+);
+-- Type-level scans in rid order (search without clauses); rid is implicit.
+CREATE INDEX resources_type ON resources (type);
+
+-- resource_versions holds every version ever written. seq is the store-wide
+-- write sequence: the single writer assigns it, so it is strictly increasing
+-- in commit order, and history pages by it.
+CREATE TABLE resource_versions (
+	seq          INTEGER PRIMARY KEY,
+	rid          INTEGER NOT NULL,
+	type         TEXT    NOT NULL,
+	version      INTEGER NOT NULL,
+	last_updated INTEGER NOT NULL, -- Unix microseconds
+	deleted      INTEGER NOT NULL DEFAULT 0,
+	body         BLOB              -- NULL for a deletion marker
+);
+CREATE UNIQUE INDEX resource_versions_rid ON resource_versions (rid, version);
+-- Type history newest first; seq is implicit.
+CREATE INDEX resource_versions_type ON resource_versions (type);
+
+-- Search index tables, one per kind of search parameter (store/index.go).
+-- Each carries the resource type so that type-level searches stay inside the
+-- index, a rid index for replacing a resource's rows on update, and a
+-- covering search index ending in rid.
+CREATE TABLE idx_token (
+	rid    INTEGER NOT NULL,
+	type   TEXT    NOT NULL,
+	param  TEXT    NOT NULL,
+	system TEXT    NOT NULL,
+	code   TEXT    NOT NULL,
+	text   TEXT    NOT NULL
+);
+CREATE INDEX idx_token_rid ON idx_token (rid);
+CREATE INDEX idx_token_code ON idx_token (param, code, system, type, rid);
+
+CREATE TABLE idx_string (
+	rid   INTEGER NOT NULL,
+	type  TEXT    NOT NULL,
+	param TEXT    NOT NULL,
+	norm  TEXT    NOT NULL,
+	exact TEXT    NOT NULL
+);
+CREATE INDEX idx_string_rid ON idx_string (rid);
+CREATE INDEX idx_string_norm ON idx_string (param, norm, type, rid);
+
+CREATE TABLE idx_date (
+	rid   INTEGER NOT NULL,
+	type  TEXT    NOT NULL,
+	param TEXT    NOT NULL,
+	lo    INTEGER NOT NULL, -- Unix milliseconds, inclusive
+	hi    INTEGER NOT NULL  -- Unix milliseconds, inclusive
+);
+CREATE INDEX idx_date_rid ON idx_date (rid);
+CREATE INDEX idx_date_lo ON idx_date (param, lo, hi, type, rid);
+
+CREATE TABLE idx_number (
+	rid   INTEGER NOT NULL,
+	type  TEXT    NOT NULL,
+	param TEXT    NOT NULL,
+	lo    REAL    NOT NULL,
+	hi    REAL    NOT NULL
+);
+CREATE INDEX idx_number_rid ON idx_number (rid);
+CREATE INDEX idx_number_lo ON idx_number (param, lo, hi, type, rid);
+
+CREATE TABLE idx_quantity (
+	rid    INTEGER NOT NULL,
+	type   TEXT    NOT NULL,
+	param  TEXT    NOT NULL,
+	system TEXT    NOT NULL,
+	code   TEXT    NOT NULL,
+	lo     REAL    NOT NULL,
+	hi     REAL    NOT NULL
+);
+CREATE INDEX idx_quantity_rid ON idx_quantity (rid);
+CREATE INDEX idx_quantity_lo ON idx_quantity (param, code, lo, hi, type, rid);
+
+CREATE TABLE idx_reference (
+	rid      INTEGER NOT NULL,
+	type     TEXT    NOT NULL,
+	param    TEXT    NOT NULL,
+	ref_type TEXT    NOT NULL,
+	ref_id   TEXT    NOT NULL,
+	url      TEXT    NOT NULL
+);
+CREATE INDEX idx_reference_rid ON idx_reference (rid);
+CREATE INDEX idx_reference_target ON idx_reference (param, ref_id, ref_type, type, rid);
+CREATE INDEX idx_reference_url ON idx_reference (param, url) WHERE url <> '';
+
+CREATE TABLE idx_uri (
+	rid   INTEGER NOT NULL,
+	type  TEXT    NOT NULL,
+	param TEXT    NOT NULL,
+	value TEXT    NOT NULL
+);
+CREATE INDEX idx_uri_rid ON idx_uri (rid);
+CREATE INDEX idx_uri_value ON idx_uri (param, value, type, rid);
+
+-- Node secrets (token signing keys and the like), created once.
+CREATE TABLE secrets (
+	name  TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+) WITHOUT ROWID;

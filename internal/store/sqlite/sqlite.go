@@ -1,0 +1,262 @@
+// Package sqlite is the embedded storage backend: the store.Store contract
+// on one SQLite file, the default when sharedcare runs without PostgreSQL.
+//
+// The file is in WAL mode. All writes go through one writer goroutine that
+// owns the only write connection and commits with group commit: it takes
+// every Write queued while the previous commit was syncing, runs each one in
+// its own SAVEPOINT inside a single BEGIN IMMEDIATE transaction, and pays for
+// one COMMIT (one fsync, synchronous=FULL) for the whole batch. Reads run on a
+// separate pool of read-only connections, which WAL lets proceed while the
+// writer commits.
+//
+// The schema (migrations/*.sql, applied at Open) keeps the current version of
+// each resource in resources, every version's body once in
+// resource_versions, and the search index rows in one narrow table per kind
+// of search parameter, keyed by the resource's rid.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/store"
+
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Store is an SQLite-backed store.Store. Create it with Open.
+type Store struct {
+	path string
+
+	wdb   *sql.DB   // holds the single write connection
+	wconn *sql.Conn // the write connection, used only by the writer goroutine
+	w     *stmts    // statements prepared on wconn
+	wq    *queryCache
+
+	rdb *sql.DB // pool of read-only connections
+	r   *stmts  // statements prepared on rdb
+	rq  *queryCache
+
+	reqs   chan *request
+	mu     sync.RWMutex // guards closed against Write's send on reqs
+	closed bool
+	done   chan struct{} // closed when the writer goroutine has exited
+
+	// Writer-goroutine state: the next seq and rid to assign, reloaded from
+	// the file at the start of every batch (another process may have written).
+	nextSeq int64
+	nextRID int64
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Tuning, measured with BenchmarkPut/BenchmarkRead (see sqlite_test.go).
+const (
+	// maxBatch bounds how many Writes share one COMMIT, so that one batch
+	// cannot hold the write lock (and its callers' latency) unboundedly.
+	maxBatch = 64
+	// busyTimeoutMS is how long a connection waits for a lock held by
+	// another process (an admin command on the same file) before failing.
+	busyTimeoutMS = 10000
+	// cacheKiB is each connection's page cache (negative cache_size = KiB).
+	cacheKiB = 64 << 10
+	// mmapBytes lets readers page the file in without read syscalls.
+	mmapBytes = 1 << 30
+)
+
+// Open opens (creating if needed) the SQLite store at path, applies the
+// embedded migrations and starts the writer.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fhir.Internal(fmt.Errorf("sqlite: unusable database path %q", path))
+	}
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	common.Add("_pragma", fmt.Sprintf("cache_size(%d)", -cacheKiB))
+	common.Add("_pragma", fmt.Sprintf("mmap_size(%d)", mmapBytes))
+	common.Add("_pragma", "foreign_keys(0)")
+
+	// The writer. synchronous=FULL: in WAL mode NORMAL syncs only at
+	// checkpoints, so a power loss could drop commits already acknowledged;
+	// issue 2 requires every acknowledged write to be durable before the
+	// response, and group commit makes the per-commit fsync affordable.
+	wv := cloneValues(common)
+	wv.Add("_pragma", "journal_mode(WAL)")
+	wv.Add("_pragma", "synchronous(FULL)")
+	wv.Add("_pragma", "temp_store(MEMORY)")
+	wdb, err := sql.Open("sqlite", path+"?"+wv.Encode())
+	if err != nil {
+		return nil, fhir.Internal(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	s := &Store{path: path, wdb: wdb, reqs: make(chan *request, maxBatch), done: make(chan struct{})}
+	fail := func(err error) (*Store, error) {
+		if s.wconn != nil {
+			s.wconn.Close()
+		}
+		wdb.Close()
+		if s.rdb != nil {
+			s.rdb.Close()
+		}
+		return nil, toError(err)
+	}
+	if s.wconn, err = wdb.Conn(ctx); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	if err := migrate(ctx, s.wconn); err != nil {
+		return fail(err)
+	}
+	if s.w, err = prepare(ctx, s.wconn.PrepareContext, true); err != nil {
+		return fail(err)
+	}
+	s.wq = newQueryCache(s.wconn.PrepareContext)
+
+	// The readers: query_only so that a bug cannot write behind the
+	// writer's back; the pool is sized for a few readers per core, which
+	// is what SQLite can use (the work is CPU-bound once pages are cached).
+	rv := cloneValues(common)
+	rv.Add("_pragma", "query_only(1)")
+	if s.rdb, err = sql.Open("sqlite", path+"?"+rv.Encode()); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	n := 4 * runtime.GOMAXPROCS(0)
+	s.rdb.SetMaxOpenConns(n)
+	s.rdb.SetMaxIdleConns(n)
+	s.rdb.SetConnMaxLifetime(0)
+	s.rdb.SetConnMaxIdleTime(0)
+	if s.r, err = prepare(ctx, s.rdb.PrepareContext, false); err != nil {
+		return fail(err)
+	}
+	s.rq = newQueryCache(s.rdb.PrepareContext)
+
+	go s.run()
+	return s, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	c := url.Values{}
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
+
+// Close stops accepting writes, commits those already queued, and closes the
+// database. Writes acknowledged before Close are durable (each was committed
+// with synchronous=FULL before it was acknowledged).
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.done
+
+	var errs []error
+	s.r.close()
+	s.rq.close()
+	errs = append(errs, s.rdb.Close())
+	s.w.close()
+	s.wq.close()
+	// A truncating checkpoint on the way out leaves a compact file for
+	// backups; failure is harmless (the WAL is replayed on next open).
+	s.wconn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+	errs = append(errs, s.wconn.Close(), s.wdb.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fhir.Internal(fmt.Errorf("sqlite: close: %w", err))
+	}
+	return nil
+}
+
+// Ping reports whether the store can serve requests.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return errClosed()
+	}
+	var one int
+	if err := s.r.ping.QueryRowContext(ctx).Scan(&one); err != nil {
+		return toError(err)
+	}
+	return nil
+}
+
+// Secret returns the named secret, creating it with generate on first use.
+// Two callers racing on a new name may both call generate, but the writer
+// serialises their inserts and both return the first one stored.
+func (s *Store) Secret(ctx context.Context, name string, generate func() ([]byte, error)) ([]byte, error) {
+	var v []byte
+	err := s.r.secretGet.QueryRowContext(ctx, name).Scan(&v)
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, toError(err)
+	}
+	gen, err := generate()
+	if err != nil {
+		return nil, err
+	}
+	if len(gen) == 0 {
+		return nil, fhir.Internal(fmt.Errorf("sqlite: secret %q: generator returned nothing", name))
+	}
+	err = s.submit(ctx, func(t *tx) error {
+		if _, err := t.s.w.secretPut.ExecContext(t.sqlCtx, name, gen); err != nil {
+			return toError(err)
+		}
+		return toError(t.s.w.secretGet.QueryRowContext(t.sqlCtx, name).Scan(&v))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func errClosed() error {
+	return fhir.Errorf(fhir.EUnavailable, "", "the store is closed")
+}
+
+// toError maps a database error onto the contract's error kinds: lock
+// timeouts and a full disk are EUnavailable (worth retrying later),
+// anything else is EInternal. *fhir.Error values pass through.
+func toError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fhir.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &fhir.Error{Kind: fhir.EUnavailable, Err: err, Issues: []fhir.Issue{{
+			Severity: fhir.SeverityError, Code: "transient", Diagnostics: "request cancelled or timed out"}}}
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL:
+			return &fhir.Error{Kind: fhir.EUnavailable, Err: err, Issues: []fhir.Issue{{
+				Severity: fhir.SeverityError, Code: "transient", Diagnostics: "storage temporarily unavailable"}}}
+		}
+	}
+	return fhir.Internal(err)
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }

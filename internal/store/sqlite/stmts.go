@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+)
+
+// stmts are the fixed statements, prepared once per handle (the write
+// connection, or the read pool, where database/sql re-prepares them lazily
+// on each pooled connection and keeps them).
+type stmts struct {
+	all []*sql.Stmt
+
+	ping      *sql.Stmt
+	ridOf     *sql.Stmt
+	read      *sql.Stmt
+	vread     *sql.Stmt
+	secretGet *sql.Stmt
+	secretPut *sql.Stmt
+
+	// Writer only.
+	current   *sql.Stmt
+	insertRes *sql.Stmt
+	updateRes *sql.Stmt
+	insertVer *sql.Stmt
+	maxSeq    *sql.Stmt
+	maxRID    *sql.Stmt
+	delIdx    [numKinds]*sql.Stmt
+	insIdx    [numKinds]*sql.Stmt
+}
+
+// The index kinds, in the bit order of resources.idx_mask.
+const (
+	kindToken = iota
+	kindString
+	kindDate
+	kindNumber
+	kindQuantity
+	kindReference
+	kindURI
+	numKinds
+)
+
+var idxTables = [numKinds]string{"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri"}
+
+var idxInserts = [numKinds]string{
+	"INSERT INTO idx_token (rid, type, param, system, code, text) VALUES (?, ?, ?, ?, ?, ?)",
+	"INSERT INTO idx_string (rid, type, param, norm, exact) VALUES (?, ?, ?, ?, ?)",
+	"INSERT INTO idx_date (rid, type, param, lo, hi) VALUES (?, ?, ?, ?, ?)",
+	"INSERT INTO idx_number (rid, type, param, lo, hi) VALUES (?, ?, ?, ?, ?)",
+	"INSERT INTO idx_quantity (rid, type, param, system, code, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	"INSERT INTO idx_reference (rid, type, param, ref_type, ref_id, url) VALUES (?, ?, ?, ?, ?, ?)",
+	"INSERT INTO idx_uri (rid, type, param, value) VALUES (?, ?, ?, ?)",
+}
+
+// versionCols are the columns scanned by scanVersion, in its order.
+const versionCols = "r.type, r.id, v.version, v.last_updated, v.deleted, v.seq, v.body"
+
+type prepareFunc func(ctx context.Context, query string) (*sql.Stmt, error)
+
+func prepare(ctx context.Context, p prepareFunc, writer bool) (*stmts, error) {
+	s := &stmts{}
+	var err error
+	prep := func(dst **sql.Stmt, q string) {
+		if err != nil {
+			return
+		}
+		var st *sql.Stmt
+		if st, err = p(ctx, q); err != nil {
+			err = fmt.Errorf("sqlite: prepare %q: %w", q, err)
+			return
+		}
+		*dst = st
+		s.all = append(s.all, st)
+	}
+	prep(&s.ping, "SELECT 1")
+	// One indexed lookup of (type, id), then the body by rowid.
+	prep(&s.read, "SELECT "+versionCols+" FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?")
+	prep(&s.vread, "SELECT "+versionCols+" FROM resources r JOIN resource_versions v ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?")
+	prep(&s.secretGet, "SELECT value FROM secrets WHERE name = ?")
+	prep(&s.ridOf, "SELECT rid FROM resources WHERE type = ? AND id = ?")
+	if !writer {
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		return s, nil
+	}
+	prep(&s.secretPut, "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+	prep(&s.current, "SELECT rid, version, idx_mask FROM resources WHERE type = ? AND id = ?")
+	prep(&s.insertRes, "INSERT INTO resources (rid, type, id, version, seq, last_updated, deleted, idx_mask) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+	prep(&s.updateRes, "UPDATE resources SET version = ?, seq = ?, last_updated = ?, deleted = ?, idx_mask = ? WHERE rid = ?")
+	prep(&s.insertVer, "INSERT INTO resource_versions (seq, rid, type, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)")
+	prep(&s.maxSeq, "SELECT coalesce(max(seq), 0) FROM resource_versions")
+	prep(&s.maxRID, "SELECT coalesce(max(rid), 0) FROM resources")
+	for k := range numKinds {
+		prep(&s.delIdx[k], "DELETE FROM "+idxTables[k]+" WHERE rid = ?")
+		prep(&s.insIdx[k], idxInserts[k])
+	}
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *stmts) close() {
+	for _, st := range s.all {
+		st.Close()
+	}
+}
+
+// queryCache keeps the prepared statements of generated queries (searches,
+// history), keyed by their SQL text, which depends only on the query's
+// shape, not its values. It stops growing at queryCacheMax entries and then
+// prepares uncached statements, so odd query shapes cannot exhaust memory.
+type queryCache struct {
+	prepare prepareFunc
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+}
+
+const queryCacheMax = 512
+
+func newQueryCache(p prepareFunc) *queryCache {
+	return &queryCache{prepare: p, m: map[string]*sql.Stmt{}}
+}
+
+// get returns a statement for q and whether the caller must close it.
+func (c *queryCache) get(ctx context.Context, q string) (*sql.Stmt, bool, error) {
+	c.mu.Lock()
+	st, ok := c.m[q]
+	c.mu.Unlock()
+	if ok {
+		return st, false, nil
+	}
+	st, err := c.prepare(ctx, q)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: prepare %q: %w", q, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[q]; ok {
+		return st, true, nil // lost a race: use ours once, keep theirs
+	}
+	if len(c.m) >= queryCacheMax {
+		return st, true, nil
+	}
+	c.m[q] = st
+	return st, false, nil
+}
+
+func (c *queryCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
+}
