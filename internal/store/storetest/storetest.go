@@ -658,7 +658,9 @@ func testSearchOrAnd(t *testing.T, h Harness) {
 	status := func(c string) store.Cond {
 		return store.Cond{Kind: store.CondToken, Param: "status", AnySystem: true, Code: c}
 	}
-	q := func(cls ...store.Clause) store.Query { return store.Query{Types: []string{"Observation"}, Clauses: cls} }
+	q := func(cls ...store.Clause) store.Query {
+		return store.Query{Types: []string{"Observation"}, Clauses: cls}
+	}
 	for _, tc := range []struct {
 		name string
 		q    store.Query
