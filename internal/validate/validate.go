@@ -66,6 +66,14 @@ func Resource(r fhir.Object, opt Options) (warnings []fhir.Issue, err error) {
 	v := pool.Get().(*validator)
 	v.m, v.opt = m, opt
 	v.resource(r, "", 0)
+	if opt.Lenient && len(v.warnings) > 0 && len(v.issues) == 0 {
+		// What lenient handling leaves is stored as it is: check it is
+		// valid strictly, so that no combination of drops (an emptied
+		// required element, a misaligned _x array) lets invalid data in.
+		v.opt.Lenient = false
+		v.path = v.path[:0]
+		v.resource(r, "", 0)
+	}
 	if len(v.warnings) > 0 {
 		warnings = append([]fhir.Issue(nil), v.warnings...)
 		sortIssues(warnings)
@@ -73,9 +81,9 @@ func Resource(r fhir.Object, opt Options) (warnings []fhir.Issue, err error) {
 	if len(v.issues) > 0 {
 		issues := append([]fhir.Issue(nil), v.issues...)
 		sortIssues(issues)
-		if v.dropped > 0 {
+		if v.stopped {
 			issues = append(issues, fhir.Issue{Severity: fhir.SeverityError, Code: "too-costly",
-				Diagnostics: strconv.Itoa(v.dropped) + " further issue(s) not reported"})
+				Diagnostics: "validation stopped after " + strconv.Itoa(MaxIssues) + " issues; there may be more"})
 		}
 		kind := fhir.EUnprocessable
 		if v.base > 0 {
@@ -109,8 +117,8 @@ type validator struct {
 	path     []seg // built into a string only when an issue is reported
 	issues   []fhir.Issue
 	warnings []fhir.Issue
-	base     int // issues that are base-specification failures (not business rules)
-	dropped  int // issues beyond MaxIssues
+	base     int  // issues that are base-specification failures (not business rules)
+	stopped  bool // MaxIssues was reached and the walk stopped
 	// targets are the allowed target types of the Reference being walked
 	// (nil: any), set from its element because the Reference node is shared.
 	targets map[string]struct{}
@@ -120,7 +128,7 @@ func (v *validator) reset() {
 	v.path = v.path[:0]
 	v.issues = v.issues[:0]
 	v.warnings = v.warnings[:0]
-	v.base, v.dropped = 0, 0
+	v.base, v.stopped = 0, false
 	v.m, v.targets = nil, nil
 }
 
@@ -160,7 +168,7 @@ func (v *validator) fail(code, extra, msg string) {
 
 func (v *validator) add(code, extra, msg string) {
 	if len(v.issues) >= MaxIssues {
-		v.dropped++
+		v.stopped = true
 		return
 	}
 	v.issues = append(v.issues, fhir.Issue{Severity: fhir.SeverityError, Code: code, Diagnostics: msg, Expression: v.where(extra)})
@@ -216,18 +224,20 @@ func joinPath(a, b string) string {
 	return a + "." + b
 }
 
-// object walks the properties of an object of node n.
-func (v *validator) object(obj fhir.Object, n *node, isResource bool) {
+// object walks the properties of an object of node n. It reports true when
+// lenient handling dropped every property, leaving the caller to drop the
+// now empty object in turn.
+func (v *validator) object(obj fhir.Object, n *node, isResource bool) (emptied bool) {
 	if len(obj) == 0 {
 		v.fail(CodeStructure, "", "empty object: FHIR JSON leaves absent elements out")
-		return
+		return false
 	}
 	var seenChoice uint64
 	var seenChoiceName [4]string // names of the first few choice groups seen, for messages
 	for key, val := range obj {
 		if v.full() {
-			v.dropped++
-			return
+			v.stopped = true // stop walking: nothing more would be reported
+			return false
 		}
 		if isResource && key == "resourceType" {
 			continue
@@ -270,6 +280,9 @@ func (v *validator) object(obj fhir.Object, n *node, isResource bool) {
 		}
 		v.property(obj, f, key, val)
 	}
+	if len(obj) == 0 {
+		return true
+	}
 	for i := range n.required {
 		req := &n.required[i]
 		present := false
@@ -291,6 +304,7 @@ func (v *validator) object(obj fhir.Object, n *node, isResource bool) {
 	case n.reference:
 		v.reference(obj)
 	}
+	return false
 }
 
 func choiceExample(n *node, f *field) string {
@@ -300,6 +314,48 @@ func choiceExample(n *node, f *field) string {
 		}
 	}
 	return f.name + "String"
+}
+
+// emptied drops obj[key] (or its entries at idx) whose content lenient
+// handling dropped entirely, with a warning: an empty object is not valid
+// FHIR JSON, so what was left of it must go too.
+func (v *validator) emptied(obj fhir.Object, key string, idx []int) {
+	v.warnings = append(v.warnings, fhir.Issue{
+		Severity: fhir.SeverityWarning, Code: CodeInformation, Expression: v.where(key),
+		Diagnostics: key + " held only unknown elements and was dropped with them (lenient handling)",
+	})
+	if idx == nil {
+		delete(obj, key)
+		return
+	}
+	arr := obj[key].([]any)
+	if key[0] == '_' {
+		// Keep the primitive extension array aligned: emptied entries
+		// become null, and an all-null array goes.
+		for _, i := range idx {
+			arr[i] = nil
+		}
+		for _, item := range arr {
+			if item != nil {
+				return
+			}
+		}
+		delete(obj, key)
+		return
+	}
+	kept := make([]any, 0, len(arr)-len(idx))
+	for i, item := range arr {
+		if len(idx) > 0 && idx[0] == i {
+			idx = idx[1:]
+			continue
+		}
+		kept = append(kept, item)
+	}
+	if len(kept) == 0 {
+		delete(obj, key)
+		return
+	}
+	obj[key] = kept
 }
 
 // unknown handles a property the definitions do not have: an error in strict
@@ -329,8 +385,11 @@ func (v *validator) property(obj fhir.Object, f *field, key string, val any) {
 			return
 		}
 		v.push(key, -1)
-		v.value(f, val)
+		empty := v.value(f, val)
 		v.pop()
+		if empty {
+			v.emptied(obj, key, nil)
+		}
 		return
 	}
 	if !isArr {
@@ -348,6 +407,7 @@ func (v *validator) property(obj fhir.Object, f *field, key string, val any) {
 	if f.kind == kPrimitive {
 		exts, _ = obj["_"+key].([]any)
 	}
+	var empty []int
 	for i, item := range arr {
 		if item == nil {
 			// A null keeps a primitive array aligned with its _x
@@ -360,8 +420,13 @@ func (v *validator) property(obj fhir.Object, f *field, key string, val any) {
 			continue
 		}
 		v.push(key, i)
-		v.value(f, item)
+		if v.value(f, item) {
+			empty = append(empty, i)
+		}
 		v.pop()
+	}
+	if empty != nil {
+		v.emptied(obj, key, empty)
 	}
 }
 
@@ -376,8 +441,11 @@ func (v *validator) primitiveExt(obj fhir.Object, f *field, key string, val any)
 			return
 		}
 		v.push(name, -1)
-		v.object(o, elem, false)
+		empty := v.object(o, elem, false)
 		v.pop()
+		if empty {
+			v.emptied(obj, key, nil)
+		}
 		return
 	}
 	arr, ok := val.([]any)
@@ -395,6 +463,7 @@ func (v *validator) primitiveExt(obj fhir.Object, f *field, key string, val any)
 			return
 		}
 	}
+	var empty []int
 	for i, item := range arr {
 		if item == nil {
 			continue // alignment; a null on both sides is caught in property
@@ -405,8 +474,14 @@ func (v *validator) primitiveExt(obj fhir.Object, f *field, key string, val any)
 			continue
 		}
 		v.push(name, i)
-		v.object(o, elem, false)
+		if v.object(o, elem, false) {
+			empty = append(empty, i)
+		}
 		v.pop()
+	}
+	if empty != nil {
+		v.emptied(obj, key, empty)
+		return
 	}
 	if _, has := obj[name]; !has {
 		// Without the values array, the nulls in _x have no partner.
@@ -418,8 +493,9 @@ func (v *validator) primitiveExt(obj fhir.Object, f *field, key string, val any)
 	}
 }
 
-// value checks one (non-array) value of field f at the current location.
-func (v *validator) value(f *field, val any) {
+// value checks one (non-array) value of field f at the current location,
+// reporting true when lenient handling emptied it.
+func (v *validator) value(f *field, val any) bool {
 	switch f.kind {
 	case kPrimitive:
 		v.primitive(f, val)
@@ -427,21 +503,21 @@ func (v *validator) value(f *field, val any) {
 		o, ok := val.(fhir.Object)
 		if !ok {
 			v.fail(CodeStructure, "", "must be a JSON object ("+f.typ+")")
-			return
+			return false
 		}
 		if f.node.reference {
 			saved := v.targets
 			v.targets = f.targets
-			v.object(o, f.node, false)
+			empty := v.object(o, f.node, false)
 			v.targets = saved
-			return
+			return empty
 		}
-		v.object(o, f.node, false)
+		return v.object(o, f.node, false)
 	case kResource:
 		o, ok := val.(fhir.Object)
 		if !ok {
 			v.fail(CodeStructure, "", "must be a JSON object (a resource)")
-			return
+			return false
 		}
 		nested := 1
 		if f.name == "contained" {
@@ -449,6 +525,7 @@ func (v *validator) value(f *field, val any) {
 		}
 		v.resource(o, "", nested)
 	}
+	return false
 }
 
 // primitive checks a primitive value's JSON kind and format.

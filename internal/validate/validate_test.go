@@ -46,6 +46,16 @@ func TestResource(t *testing.T) {
 		{name: "an unknown primitive extension is dropped in lenient mode", lenient: true,
 			body:  `{"resourceType":"Patient","_foo":{"id":"x"},"gender":"male"}`,
 			exprs: []string{"Patient._foo"}, after: `{"resourceType":"Patient","gender":"male"}`},
+		{name: "an object left empty by lenient drops is dropped too", lenient: true,
+			body:  `{"resourceType":"Patient","name":[{"nickname":"x"},{"family":"A"}],"maritalStatus":{"foo":1}}`,
+			exprs: []string{"Patient.name[0].nickname", "Patient.name", "Patient.maritalStatus.foo", "Patient.maritalStatus"},
+			after: `{"resourceType":"Patient","name":[{"family":"A"}]}`},
+		{name: "a primitive extension left empty by lenient drops becomes null", lenient: true,
+			body:  `{"resourceType":"Patient","name":[{"given":["A","B"],"_given":[{"foo":1},{"id":"g"}]}],"_birthDate":{"foo":1}}`,
+			exprs: []string{"Patient.name[0].given[0].foo", "Patient.birthDate.foo"},
+			after: `{"resourceType":"Patient","name":[{"given":["A","B"],"_given":[null,{"id":"g"}]}]}`},
+		{name: "a required element left empty by lenient drops is still missing", lenient: true,
+			body: `{"resourceType":"Observation","status":"final","code":{"foo":1}}`, kind: fhir.EInvalid, exprs: []string{"Observation.code"}, code: CodeRequired},
 		{name: "lenient mode still rejects other errors", lenient: true, body: `{"resourceType":"Patient","foo":1,"gender":"boy"}`, kind: fhir.EInvalid, exprs: []string{"Patient.gender"}},
 		{name: "resourceType inside a data type is an unknown element", body: `{"resourceType":"Patient","name":[{"resourceType":"HumanName"}]}`, kind: fhir.EInvalid, exprs: []string{"Patient.name[0].resourceType"}},
 
@@ -230,8 +240,13 @@ func TestManyIssuesAreAllReportedUpToTheBound(t *testing.T) {
 	if len(e.Issues) != MaxIssues+1 {
 		t.Errorf("got %d issues, want %d and a note of the rest", len(e.Issues), MaxIssues+1)
 	}
-	if last := e.Issues[len(e.Issues)-1]; !strings.Contains(last.Diagnostics, "50 further") {
-		t.Errorf("last issue = %q, want a count of the 50 left out", last.Diagnostics)
+	if last := e.Issues[len(e.Issues)-1]; !strings.Contains(last.Diagnostics, "stopped after 100") {
+		t.Errorf("last issue = %q, want a note that validation stopped", last.Diagnostics)
+	}
+	for i, is := range e.Issues[:MaxIssues] {
+		if is.Expression == "" || !strings.HasPrefix(is.Expression, "Patient.name[") {
+			t.Errorf("issue %d at %q, want Patient.name[n].family", i, is.Expression)
+		}
 	}
 }
 
