@@ -74,7 +74,10 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load the token signing key: %w", err)
 	}
-	eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL, Lenient: cfg.Lenient})
+	// The server-wide lenient default is applied by the API per request
+	// (api.writeOptions), so that a client's explicit handling=strict can
+	// still win over it; the engine therefore gets only what the API asks.
+	eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
 	handler := api.New(service{Engine: eng, st: st}, authority, cfg, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
