@@ -212,6 +212,9 @@ func (v *validator) resource(r fhir.Object, where string, nested int) {
 			if _, has := meta["lastUpdated"]; has {
 				v.fail(CodeInvalid, "meta.lastUpdated", "a contained resource must not have meta.lastUpdated (dom-4)")
 			}
+			if _, has := meta["security"]; has {
+				v.fail(CodeInvalid, "meta.security", "a contained resource must not have security labels (dom-5): label the container")
+			}
 		}
 	}
 	v.object(r, n, true)
@@ -704,15 +707,36 @@ func (v *validator) extensionShape(obj fhir.Object) {
 	}
 }
 
+// reference checks a Reference: its reference (see referenceType) and its
+// type, which when it names a resource type must be a known one, allowed by
+// the element, and agree with the reference.
+func (v *validator) reference(obj fhir.Object) {
+	refType := v.referenceType(obj)
+	typ, _ := obj["type"].(string)
+	if typ == "" || strings.ContainsAny(typ, ":/") {
+		return // absent, or an absolute URL of a logical model: not checked
+	}
+	switch {
+	case !r4.IsResource(typ):
+		v.fail(CodeInvalid, "type", strconv.Quote(typ)+" is not a resource type")
+	case refType != "" && refType != typ:
+		v.fail(CodeInvalid, "type", "type "+typ+" contradicts the reference to a "+refType)
+	case refType == "" && v.targets != nil:
+		if _, allowed := v.targets[typ]; !allowed {
+			v.fail(CodeInvalid, "type", "a reference to "+typ+" is not allowed here")
+		}
+	}
+}
+
 // reference checks Reference.reference: a local "#id", a relative
 // "Type/id[/_history/vid]", a conditional "Type?query" (resolved by the
 // engine inside transactions), an absolute URL, or a urn:uuid:/urn:oid:
 // (bundle-local). When it names a type, the type must exist and be one the
-// element allows.
-func (v *validator) reference(obj fhir.Object) {
+// element allows; that type is returned ("" when none or invalid).
+func (v *validator) referenceType(obj fhir.Object) string {
 	ref, ok := obj["reference"].(string)
 	if !ok || ref == "" {
-		return // kind and emptiness are reported by the primitive check
+		return "" // kind and emptiness are reported by the primitive check
 	}
 	bad := func(why string) {
 		v.fail(CodeInvalid, "reference", strconv.Quote(truncate(ref))+" is not a valid reference: "+why)
@@ -722,22 +746,22 @@ func (v *validator) reference(obj fhir.Object) {
 		if len(ref) > 1 && !validID(ref[1:]) {
 			bad("a local reference is # followed by the id of a contained resource")
 		}
-		return
+		return ""
 	case strings.HasPrefix(ref, "urn:uuid:"):
 		if !uuidBody(ref[len("urn:uuid:"):], true) {
 			bad("urn:uuid: must be followed by a UUID")
 		}
-		return
+		return ""
 	case strings.HasPrefix(ref, "urn:oid:"):
 		if !validOID(ref) {
 			bad("urn:oid: must be followed by an OID")
 		}
-		return
+		return ""
 	case strings.Contains(ref, "://"):
 		if !validURI(ref) {
 			bad("an absolute URL must not contain whitespace")
 		}
-		return
+		return ""
 	}
 	typ, rest, _ := strings.Cut(ref, "/")
 	if q := strings.IndexByte(typ, '?'); q >= 0 && rest == "" {
@@ -747,22 +771,24 @@ func (v *validator) reference(obj fhir.Object) {
 		switch {
 		case !validID(id):
 			bad("expected Type/id, Type/id/_history/version, #id, an absolute URL or urn:uuid:")
-			return
+			return ""
 		case hasHist:
 			h, vid, _ := strings.Cut(hist, "/")
 			if h != "_history" || !validID(vid) {
 				bad("expected Type/id/_history/version")
-				return
+				return ""
 			}
 		}
 	}
 	if !r4.IsResource(typ) {
 		bad(strconv.Quote(typ) + " is not a resource type")
-		return
+		return ""
 	}
 	if t := v.targets; t != nil {
 		if _, allowed := t[typ]; !allowed {
 			v.fail(CodeInvalid, "reference", "a reference to "+typ+" is not allowed here")
+			return ""
 		}
 	}
+	return typ
 }

@@ -136,6 +136,7 @@ func TestResource(t *testing.T) {
 		{name: "a contained resource is validated as its own type", body: `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","active":"yes"}],"managingOrganization":{"reference":"#o"}}`, kind: fhir.EInvalid, exprs: []string{"Patient.contained[0].active"}},
 		{name: "a contained resource must not contain resources", body: `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","contained":[{"resourceType":"Organization","id":"p"}]}]}`, kind: fhir.EInvalid, exprs: []string{"Patient.contained[0].contained"}},
 		{name: "a contained resource must not have a versionId", body: `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","meta":{"versionId":"1"}}]}`, kind: fhir.EInvalid, exprs: []string{"Patient.contained[0].meta.versionId"}},
+		{name: "a contained resource must not have security labels", body: `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","meta":{"security":[{"code":"R"}]}}]}`, kind: fhir.EInvalid, exprs: []string{"Patient.contained[0].meta.security"}},
 		{name: "a contained resource without resourceType is rejected", body: `{"resourceType":"Patient","contained":[{"id":"o"}]}`, kind: fhir.EInvalid, exprs: []string{"Patient.contained[0]"}},
 		{name: "a bundle entry resource is validated as its own type", body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","gender":"x"},"request":{"method":"POST","url":"Patient"}}]}`, kind: fhir.EInvalid, exprs: []string{"Bundle.entry[0].resource.gender"}},
 		{name: "a parameters resource is validated as its own type", body: `{"resourceType":"Parameters","parameter":[{"name":"p","resource":{"resourceType":"Patient","foo":1}}]}`, kind: fhir.EInvalid, exprs: []string{"Parameters.parameter[0].resource.foo"}},
@@ -153,6 +154,11 @@ func TestResource(t *testing.T) {
 		{name: "a reference with a bad history segment is rejected", body: obs(`"subject":{"reference":"Patient/1/history/2"}`), kind: fhir.EInvalid, exprs: []string{"Observation.subject.reference"}},
 		{name: "a malformed urn:uuid reference is rejected", body: obs(`"subject":{"reference":"urn:uuid:1234"}`), kind: fhir.EInvalid, exprs: []string{"Observation.subject.reference"}},
 		{name: "a reference to any resource accepts any type", body: obs(`"focus":[{"reference":"Medication/1"}]`)},
+		{name: "a reference type naming an unknown resource is rejected", body: obs(`"subject":{"type":"Patientt","identifier":{"value":"1"}}`), kind: fhir.EInvalid, exprs: []string{"Observation.subject.type"}, code: CodeInvalid},
+		{name: "a reference type contradicting the reference is rejected", body: obs(`"subject":{"type":"Group","reference":"Patient/1"}`), kind: fhir.EInvalid, exprs: []string{"Observation.subject.type"}},
+		{name: "a reference type not allowed by the element is rejected", body: obs(`"subject":{"type":"Medication","display":"x"}`), kind: fhir.EInvalid, exprs: []string{"Observation.subject.type"}},
+		{name: "a reference type agreeing with the reference is valid", body: obs(`"subject":{"type":"Patient","reference":"Patient/1"}`)},
+		{name: "a reference type given as a URL is not checked", body: obs(`"subject":{"type":"http://example.org/StructureDefinition/Thing","display":"x"}`)},
 		{name: "targets of a reference inside an identifier's assigner are its own", body: `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"identifier":{"value":"1","assigner":{"reference":"Organization/o"}}}}`},
 
 		// NHS numbers
