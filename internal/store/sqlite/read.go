@@ -97,7 +97,13 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Ver
 	if n <= 0 {
 		n = defaultCount
 	}
-	sb.WriteString(" ORDER BY v.seq DESC LIMIT ?")
+	if q.ID != "" {
+		// Within one resource, version order is seq order, and the
+		// (rid, version) index yields it without a sort.
+		sb.WriteString(" ORDER BY v.version DESC LIMIT ?")
+	} else {
+		sb.WriteString(" ORDER BY v.seq DESC LIMIT ?")
+	}
 	args = append(args, n)
 	st, tmp, err := s.rq.get(ctx, sb.String())
 	if err != nil {

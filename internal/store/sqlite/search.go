@@ -101,24 +101,32 @@ type sqlBuilder struct {
 
 func (b *sqlBuilder) where(q *store.Query) error {
 	b.sb.WriteString("r.deleted = 0")
-	types := ""
 	if len(q.Types) > 0 {
-		types = placeholders(len(q.Types))
-		b.sb.WriteString(" AND r.type IN (" + types + ")")
+		// With clauses, the unary + keeps SQLite from driving the query by
+		// scanning every resource of the type: the clauses' rid sets are far
+		// more selective, and each already filters by type inside its index.
+		if len(q.Clauses) > 0 {
+			b.sb.WriteString(" AND +r.type IN (" + placeholders(len(q.Types)) + ")")
+		} else {
+			b.sb.WriteString(" AND r.type IN (" + placeholders(len(q.Types)) + ")")
+		}
 		for _, t := range q.Types {
 			b.args = append(b.args, t)
 		}
 	}
+	// Each clause becomes one set of rids (a UNION of its conditions'
+	// index lookups), so the planner drives from an index lookup and probes
+	// the other clauses' sets, never scanning resources.
 	for _, cl := range q.Clauses {
 		if len(cl) == 0 {
 			// An empty OR holds for nothing: fail closed, never wider.
 			b.sb.WriteString(" AND 0")
 			continue
 		}
-		b.sb.WriteString(" AND (")
+		b.sb.WriteString(" AND r.rid IN (")
 		for i, c := range cl {
 			if i > 0 {
-				b.sb.WriteString(" OR ")
+				b.sb.WriteString(" UNION ")
 			}
 			if err := b.cond(c, q.Types); err != nil {
 				return err
@@ -129,15 +137,14 @@ func (b *sqlBuilder) where(q *store.Query) error {
 	return nil
 }
 
+// cond writes one condition as a SELECT of matching rids.
 func (b *sqlBuilder) cond(c store.Cond, types []string) error {
 	switch c.Kind {
 	case store.CondID:
-		b.sb.WriteString("r.id = ?")
+		b.sb.WriteString("SELECT rid FROM resources WHERE id = ?")
 		b.args = append(b.args, c.Code)
 	case store.CondToken:
-		// The type filter is repeated inside the subquery so that the
-		// covering index (param, code, system, type, rid) answers it alone.
-		b.sb.WriteString("r.rid IN (SELECT rid FROM idx_token WHERE param = ?")
+		b.sb.WriteString("SELECT rid FROM idx_token WHERE param = ?")
 		b.args = append(b.args, c.Param)
 		if !c.AnyCode {
 			b.sb.WriteString(" AND code = ?")
@@ -147,17 +154,18 @@ func (b *sqlBuilder) cond(c store.Cond, types []string) error {
 			b.sb.WriteString(" AND system = ?")
 			b.args = append(b.args, c.System)
 		}
-		if len(types) > 0 {
-			b.sb.WriteString(" AND type IN (" + placeholders(len(types)) + ")")
-			for _, t := range types {
-				b.args = append(b.args, t)
-			}
-		}
-		b.sb.WriteString(")")
 	default:
 		// A condition this store cannot answer exactly is an error, never a
 		// wider result.
 		return fhir.Errorf(fhir.ENotSupported, "", "search condition kind %d is not supported by this store", c.Kind)
+	}
+	// The type filter inside the lookup lets the covering index (..., type,
+	// rid) or UNIQUE (type, id) answer it alone.
+	if len(types) > 0 {
+		b.sb.WriteString(" AND type IN (" + placeholders(len(types)) + ")")
+		for _, t := range types {
+			b.args = append(b.args, t)
+		}
 	}
 	return nil
 }
