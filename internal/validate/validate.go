@@ -65,14 +65,14 @@ func Resource(r fhir.Object, opt Options) (warnings []fhir.Issue, err error) {
 	m := getModel()
 	v := pool.Get().(*validator)
 	v.m, v.opt = m, opt
-	v.resource(r, "", 0)
+	v.resource(r, 0)
 	if opt.Lenient && len(v.warnings) > 0 && len(v.issues) == 0 {
 		// What lenient handling leaves is stored as it is: check it is
 		// valid strictly, so that no combination of drops (an emptied
 		// required element, a misaligned _x array) lets invalid data in.
 		v.opt.Lenient = false
 		v.path = v.path[:0]
-		v.resource(r, "", 0)
+		v.resource(r, 0)
 	}
 	if len(v.warnings) > 0 {
 		warnings = append([]fhir.Issue(nil), v.warnings...)
@@ -176,28 +176,29 @@ func (v *validator) add(code, extra, msg string) {
 
 func (v *validator) full() bool { return len(v.issues) >= MaxIssues }
 
-// resource validates a resource. nested is 0 for the top-level resource, 1
-// inside Bundle.entry.resource or Parameters.parameter.resource at any
-// depth, and 2 for a contained resource (which may not itself contain any).
-func (v *validator) resource(r fhir.Object, where string, nested int) {
+// resource validates a resource at the current location. nested is 0 for
+// the top-level resource, 1 inside Bundle.entry.resource or
+// Parameters.parameter.resource at any depth, and 2 for a contained resource
+// (which may not itself contain any).
+func (v *validator) resource(r fhir.Object, nested int) {
 	rt, ok := r["resourceType"].(string)
 	switch {
 	case r["resourceType"] == nil:
-		v.fail(CodeRequired, where, "resourceType is missing")
+		v.fail(CodeRequired, "", "resourceType is missing")
 		return
 	case !ok:
-		v.fail(CodeStructure, joinPath(where, "resourceType"), "resourceType must be a string")
+		v.fail(CodeStructure, "resourceType", "resourceType must be a string")
 		return
 	case !r4.IsResource(rt):
-		v.fail(CodeInvalid, joinPath(where, "resourceType"), "unknown resource type "+strconv.Quote(rt))
+		v.fail(CodeInvalid, "resourceType", "unknown resource type "+strconv.Quote(rt))
 		return
 	}
 	n := v.m.typeNode(rt)
 	if n == nil {
-		v.fail(CodeInvalid, joinPath(where, "resourceType"), "unknown resource type "+strconv.Quote(rt))
+		v.fail(CodeInvalid, "resourceType", "unknown resource type "+strconv.Quote(rt))
 		return
 	}
-	if where == "" && len(v.path) == 0 {
+	if nested == 0 {
 		v.push(rt, -1)
 		defer v.pop()
 	}
@@ -220,13 +221,6 @@ func (v *validator) resource(r fhir.Object, where string, nested int) {
 	v.object(r, n, true)
 }
 
-func joinPath(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "." + b
-}
-
 // object walks the properties of an object of node n. It reports true when
 // lenient handling dropped every property, leaving the caller to drop the
 // now empty object in turn.
@@ -235,8 +229,10 @@ func (v *validator) object(obj fhir.Object, n *node, isResource bool) (emptied b
 		v.fail(CodeStructure, "", "empty object: FHIR JSON leaves absent elements out")
 		return false
 	}
-	var seenChoice uint64
-	var seenChoiceName [4]string // names of the first few choice groups seen, for messages
+	// The JSON name given for each choice group so far: R4 types have at
+	// most a handful of choice elements per object, so a small array on
+	// the stack does.
+	var chosen [8]string
 	for key, val := range obj {
 		if v.full() {
 			v.stopped = true // stop walking: nothing more would be reported
@@ -258,23 +254,19 @@ func (v *validator) object(obj fhir.Object, n *node, isResource bool) (emptied b
 			v.fail(CodeStructure, key, strconv.Quote(key)+" is a choice element: name it with its type, such as "+choiceExample(n, f))
 			continue
 		}
-		if f.choice > 0 && !ext {
-			bit := uint64(1) << (uint(f.choice-1) % 64)
-			if seenChoice&bit != 0 {
-				other := ""
-				if f.choice-1 < len(seenChoiceName) {
-					other = seenChoiceName[f.choice-1]
-				}
-				a, b := other, key
+		if c := f.choice - 1; c >= 0 && c < len(chosen) {
+			// valueString and _valueString are one value; valueString
+			// and valueBoolean (or _valueBoolean) are two.
+			switch chosen[c] {
+			case "":
+				chosen[c] = name
+			case name:
+			default:
+				a, b := chosen[c], name
 				if b < a {
 					a, b = b, a
 				}
-				v.fail(CodeStructure, b, "only one type of "+n.choices[f.choice-1]+"[x] may be given, not both "+a+" and "+b)
-			} else {
-				seenChoice |= bit
-				if f.choice-1 < len(seenChoiceName) {
-					seenChoiceName[f.choice-1] = key
-				}
+				v.fail(CodeStructure, b, "only one type of "+n.choices[c]+"[x] may be given, not both "+a+" and "+b)
 			}
 		}
 		if ext {
@@ -526,7 +518,7 @@ func (v *validator) value(f *field, val any) bool {
 		if f.name == "contained" {
 			nested = 2
 		}
-		v.resource(o, "", nested)
+		v.resource(o, nested)
 	}
 	return false
 }

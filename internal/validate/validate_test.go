@@ -111,6 +111,8 @@ func TestResource(t *testing.T) {
 		{name: "a typed choice element is valid", body: obs(`"valueQuantity":{"value":1,"unit":"mg"}`)},
 		{name: "a bare choice name is rejected", body: obs(`"value":1`), kind: fhir.EInvalid, exprs: []string{"Observation.value"}, code: CodeStructure},
 		{name: "two types of one choice are rejected", body: obs(`"valueString":"a","valueBoolean":true`), kind: fhir.EInvalid, exprs: []string{"Observation.valueString"}, code: CodeStructure},
+		{name: "a choice value and another type's primitive extension are two types", body: obs(`"valueString":"a","_valueBoolean":{"id":"b"}`), kind: fhir.EInvalid, exprs: []string{"Observation.valueString"}},
+		{name: "different choice elements may each be given", body: obs(`"valueString":"a","effectiveDateTime":"2023"`)},
 		{name: "a choice type not allowed for the element is rejected", body: obs(`"valueUuid":"urn:uuid:c757873d-ec9a-4326-a141-556f43239520"`), kind: fhir.EInvalid, exprs: []string{"Observation.valueUuid"}},
 		{name: "a choice element and its primitive extension are one value", body: obs(`"valueString":"a","_valueString":{"id":"v"}`)},
 
