@@ -74,6 +74,11 @@ func (e *Engine) Bundle(ctx context.Context, body []byte, o WriteOptions) (fhir.
 			errs[i] = err
 			continue
 		}
+		if en.cond != nil && (en.method == "POST" || en.method == "PUT") {
+			if en.derived, err = e.conditionalID(ctx, en.typ, en.cond); err != nil {
+				return nil, err
+			}
+		}
 		entries[i] = en
 	}
 	now := e.now()
@@ -91,6 +96,7 @@ type entry struct {
 	id       string // from the url, or assigned for POST
 	vid      string // GET .../_history/vid
 	cond     url.Values
+	derived  string // for conditional POST and PUT: the id a create would use
 	search   url.Values // GET Type?query
 	isSearch bool
 	ifMatch  int64
@@ -104,7 +110,8 @@ type entry struct {
 	pre      *store.Put // POST version encoded before the store transaction
 
 	// Per attempt of the store transaction.
-	target string // the id the entry acts on
+	target  string // the id the entry acts on
+	version int64  // for a conditional POST that creates: the version it writes
 	alias  *entry // an earlier POST with the same ifNoneExist criteria
 	out    *Outcome
 	resp   fhir.Object // GET result
@@ -453,8 +460,8 @@ func (e *Engine) transaction(ctx context.Context, entries []*entry, now time.Tim
 			return nil, atEntry(en.i, err)
 		}
 		en.refs = nil
-		if en.method == "POST" {
-			en.pre = newPut(en.typ, en.id, en.res, now)
+		if en.method == "POST" && en.cond == nil {
+			en.pre = newPut(en.typ, en.id, 1, en.res, now)
 		}
 	}
 	order := slices.Clone(entries)
@@ -508,10 +515,12 @@ func (e *Engine) runEntries(ctx context.Context, tx store.Tx, order []*entry, m 
 				if len(found) == 1 {
 					en.target = found[0].ID
 					en.out = &Outcome{Version: found[0], NoOp: true, Warnings: en.warnings}
+				} else if en.target, en.version, err = createTarget(ctx, tx, en.typ, en.derived); err != nil {
+					return atEntry(en.i, err)
 				}
 			case "PUT":
 				bid, _ := en.res["id"].(string)
-				id, mustNotExist, err := resolveConditionalUpdate(ctx, tx, en.typ, en.cond, bid)
+				id, mustNotExist, err := resolveConditionalUpdate(ctx, tx, en.typ, en.cond, bid, en.derived)
 				if err != nil {
 					return atEntry(en.i, err)
 				}
@@ -585,7 +594,7 @@ func (e *Engine) runEntry(ctx context.Context, tx store.Tx, en *entry, m *refMap
 			if err := m.rewrite(ctx, tx, en); err != nil {
 				return err
 			}
-			p = newPut(en.typ, en.target, en.res, now)
+			p = newPut(en.typ, en.target, en.version, en.res, now)
 		}
 		if err := put(ctx, tx, p); err != nil {
 			return err

@@ -42,6 +42,7 @@ type Engine struct {
 	st  store.Store
 	cfg Config
 	cap fhir.Object
+	ck  condKey
 }
 
 // New returns an engine over st.

@@ -33,29 +33,43 @@ func (e *Engine) Create(ctx context.Context, typ string, body []byte, o WriteOpt
 	if err != nil {
 		return nil, err
 	}
-	var cond url.Values
-	if o.IfNoneExist != "" {
-		if cond, err = conditionalCriteria(typ, o.IfNoneExist); err != nil {
+	now := e.now()
+	if o.IfNoneExist == "" {
+		// The common case: everything is prepared before the store
+		// transaction, which then only writes.
+		p := newPut(typ, newID(), 1, res, now)
+		if err := e.write(ctx, func(tx store.Tx) error { return put(ctx, tx, p) }); err != nil {
 			return nil, err
 		}
+		return &Outcome{Version: versionOf(p), Created: true, Warnings: warnings}, nil
 	}
-	p := newPut(typ, newID(), res, e.now())
+	cond, err := conditionalCriteria(typ, o.IfNoneExist)
+	if err != nil {
+		return nil, err
+	}
+	derived, err := e.conditionalID(ctx, typ, cond)
+	if err != nil {
+		return nil, err
+	}
 	var out *Outcome
 	err = e.write(ctx, func(tx store.Tx) error {
 		out = nil
-		if cond != nil {
-			m, err := matchConditional(ctx, tx, typ, cond)
-			if err != nil {
-				return err
-			}
-			if len(m) > 1 {
-				return fhir.Errorf(fhir.EPreconditionFailed, "", "If-None-Exist matches more than one %s", typ)
-			}
-			if len(m) == 1 {
-				out = &Outcome{Version: m[0], NoOp: true, Warnings: warnings}
-				return nil
-			}
+		m, err := matchConditional(ctx, tx, typ, cond)
+		if err != nil {
+			return err
 		}
+		if len(m) > 1 {
+			return fhir.Errorf(fhir.EPreconditionFailed, "", "If-None-Exist matches more than one %s", typ)
+		}
+		if len(m) == 1 {
+			out = &Outcome{Version: m[0], NoOp: true, Warnings: warnings}
+			return nil
+		}
+		id, version, err := createTarget(ctx, tx, typ, derived)
+		if err != nil {
+			return err
+		}
+		p := newPut(typ, id, version, res, now)
 		if err := put(ctx, tx, p); err != nil {
 			return err
 		}
@@ -144,11 +158,15 @@ func (e *Engine) ConditionalUpdate(ctx context.Context, typ string, q url.Values
 	if err != nil {
 		return nil, err
 	}
+	derived, err := e.conditionalID(ctx, typ, q)
+	if err != nil {
+		return nil, err
+	}
 	now := e.now()
 	var out *Outcome
 	err = e.write(ctx, func(tx store.Tx) error {
 		out = nil
-		id, mustNotExist, err := resolveConditionalUpdate(ctx, tx, typ, q, bid)
+		id, mustNotExist, err := resolveConditionalUpdate(ctx, tx, typ, q, bid, derived)
 		if err != nil {
 			return err
 		}
@@ -165,7 +183,11 @@ func (e *Engine) ConditionalUpdate(ctx context.Context, typ string, q url.Values
 // resolveConditionalUpdate finds the id a conditional update writes to.
 // mustNotExist is set when no resource matched but the body named an id: a
 // resource with that id that exists (and so did not match) is a 409.
-func resolveConditionalUpdate(ctx context.Context, tx store.Tx, typ string, q url.Values, bodyID string) (id string, mustNotExist bool, err error) {
+//
+// With neither a match nor a body id it creates under the id derived from
+// the criteria (see conditionalID), unless a live resource that does not
+// match holds that id.
+func resolveConditionalUpdate(ctx context.Context, tx store.Tx, typ string, q url.Values, bodyID, derived string) (id string, mustNotExist bool, err error) {
 	m, err := matchConditional(ctx, tx, typ, q)
 	if err != nil {
 		return "", false, err
@@ -181,7 +203,8 @@ func resolveConditionalUpdate(ctx context.Context, tx store.Tx, typ string, q ur
 	case bodyID != "":
 		return bodyID, true, nil
 	default:
-		return newID(), false, nil
+		id, _, err := createTarget(ctx, tx, typ, derived)
+		return id, false, err
 	}
 }
 
@@ -346,12 +369,12 @@ func conditionalCriteria(typ, raw string) (url.Values, error) {
 	return q, nil
 }
 
-// newPut prepares version 1 of a new resource: id and meta stamped, encoded
-// and indexed, all outside the store transaction.
-func newPut(typ, id string, res fhir.Object, now time.Time) *store.Put {
+// newPut prepares a version of a new resource (1, unless it re-creates a
+// deleted one): id and meta stamped, encoded and indexed.
+func newPut(typ, id string, version int64, res fhir.Object, now time.Time) *store.Put {
 	res["id"] = id
-	fhir.SetVersion(res, 1, now)
-	return &store.Put{Type: typ, ID: id, VersionID: 1, LastUpdated: now, Body: fhir.Marshal(res), Index: indexResource(typ, res)}
+	fhir.SetVersion(res, version, now)
+	return &store.Put{Type: typ, ID: id, VersionID: version, LastUpdated: now, Body: fhir.Marshal(res), Index: indexResource(typ, res)}
 }
 
 func versionOf(p *store.Put) *store.Version {
