@@ -533,6 +533,15 @@ func (v *validator) primitive(f *field, val any) {
 		return
 	case pDecimal, pInteger, pPositiveInt, pUnsignedInt:
 		num, ok := val.(json.Number)
+		switch x := val.(type) {
+		// Objects built in Go rather than parsed may hold Go numbers.
+		case int:
+			num, ok = json.Number(strconv.Itoa(x)), true
+		case int64:
+			num, ok = json.Number(strconv.FormatInt(x, 10)), true
+		case float64:
+			num, ok = json.Number(strconv.FormatFloat(x, 'g', -1, 64)), true
+		}
 		if !ok {
 			v.fail(CodeValue, "", "must be a JSON number ("+f.typ+"), not "+jsonKind(val))
 			return

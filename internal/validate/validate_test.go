@@ -229,6 +229,21 @@ func runCase(t *testing.T, tt validationCase) {
 	}
 }
 
+// TestGoNumbersAreNumbers covers objects built in Go (the engine stamps
+// some values itself): Go ints and floats count as JSON numbers.
+func TestGoNumbersAreNumbers(t *testing.T) {
+	r := fhir.Object{"resourceType": "Observation", "status": "final", "code": fhir.Object{"text": "x"},
+		"valueQuantity": fhir.Object{"value": 1.5}, "component": []any{
+			fhir.Object{"code": fhir.Object{"text": "c"}, "valueInteger": 3},
+			fhir.Object{"code": fhir.Object{"text": "d"}, "valueInteger": 2.5},
+		}}
+	_, err := Resource(r, Options{})
+	e, ok := err.(*fhir.Error)
+	if !ok || len(e.Issues) != 1 || e.Issues[0].Expression != "Observation.component[1].valueInteger" {
+		t.Fatalf("err = %v, want one issue at Observation.component[1].valueInteger", err)
+	}
+}
+
 func TestManyIssuesAreAllReportedUpToTheBound(t *testing.T) {
 	var b strings.Builder
 	b.WriteString(`{"resourceType":"Patient","name":[`)
