@@ -33,8 +33,9 @@ type node struct {
 	url   string // http://127.0.0.1:port
 	base  string // url + "/fhir"
 	token string
-	st    store.Store
-	auth  *auth.Authority
+	st      store.Store
+	auth    *auth.Authority
+	handler http.Handler
 }
 
 // service is the engine plus its store's readiness, wired as serve wires it.
@@ -47,7 +48,7 @@ func (s service) Ping(ctx context.Context) error { return s.st.Ping(ctx) }
 
 // startNode runs the real API over the real engine on st, on a loopback
 // port, and returns it with an admin token.
-func startNode(t *testing.T, st store.Store, mutate func(*config.Config)) *node {
+func startNode(t testing.TB, st store.Store, mutate func(*config.Config)) *node {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +68,8 @@ func startNode(t *testing.T, st store.Store, mutate func(*config.Config)) *node 
 	}
 	// As in serve: the API applies the server's lenient default.
 	eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
-	srv := httptest.NewUnstartedServer(api.New(service{eng, st}, a, cfg, nil))
+	h := api.New(service{eng, st}, a, cfg, nil)
+	srv := httptest.NewUnstartedServer(h)
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
@@ -76,7 +78,7 @@ func startNode(t *testing.T, st store.Store, mutate func(*config.Config)) *node 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &node{url: srv.URL, base: srv.URL + "/fhir", token: tok, st: st, auth: a}
+	return &node{url: srv.URL, base: srv.URL + "/fhir", token: tok, st: st, auth: a, handler: h}
 }
 
 // scenario is one request and what its response must and must not hold.
@@ -94,7 +96,7 @@ type scenario struct {
 	NotExpectedContent []string
 }
 
-func (n *node) do(t *testing.T, s scenario) (*http.Response, []byte) {
+func (n *node) do(t testing.TB, s scenario) (*http.Response, []byte) {
 	t.Helper()
 	body := s.RawBody
 	if body == nil && s.Body != "" {
