@@ -30,9 +30,9 @@ const testMaxBody = 64 << 10
 
 // node is one running server under test.
 type node struct {
-	url   string // http://127.0.0.1:port
-	base  string // url + "/fhir"
-	token string
+	url     string // http://127.0.0.1:port
+	base    string // url + "/fhir"
+	token   string
 	st      store.Store
 	auth    *auth.Authority
 	handler http.Handler
