@@ -96,7 +96,7 @@ type entry struct {
 	id       string // from the url, or assigned for POST
 	vid      string // GET .../_history/vid
 	cond     url.Values
-	derived  string // for conditional POST and PUT: the id a create would use
+	derived  string     // for conditional POST and PUT: the id a create would use
 	search   url.Values // GET Type?query
 	isSearch bool
 	ifMatch  int64
@@ -112,9 +112,9 @@ type entry struct {
 	// Per attempt of the store transaction.
 	target  string // the id the entry acts on
 	version int64  // for a conditional POST that creates: the version it writes
-	alias  *entry // an earlier POST with the same ifNoneExist criteria
-	out    *Outcome
-	resp   fhir.Object // GET result
+	alias   *entry // an earlier POST with the same ifNoneExist criteria
+	out     *Outcome
+	resp    fhir.Object // GET result
 }
 
 // refSite is one reference element: the object holding it and its value as
