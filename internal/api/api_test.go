@@ -430,3 +430,15 @@ func TestRequestID(t *testing.T) {
 		t.Errorf("X-Request-Id = %q, want a generated safe id", got)
 	}
 }
+
+// TestMaxDepthSetting checks that --max-depth bounds nesting at the edge,
+// and that brackets inside strings do not count.
+func TestMaxDepthSetting(t *testing.T) {
+	n := startNode(t, backend.OpenSQLiteForTest(t), func(c *config.Config) { c.MaxDepth = 20 })
+	n.run(t, []scenario{
+		{Name: "nesting over the configured depth is 400", Method: "POST", Path: "/fhir/Patient", Headers: jsonCT, Body: deep(25), ExpectedStatus: 400,
+			ExpectedContent: []string{"deeper than 20"}},
+		{Name: "brackets inside strings are not nesting", Method: "POST", Path: "/fhir/Patient", Headers: jsonCT,
+			Body: `{"resourceType":"Patient","name":[{"family":"` + strings.Repeat(`[{\"`, 30) + `"}]}`, ExpectedStatus: 201},
+	})
+}

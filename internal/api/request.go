@@ -77,7 +77,44 @@ func (h *handler) readAny(w http.ResponseWriter, r *http.Request, allowed []stri
 	if n == 0 && !emptyOK {
 		return nil, fhir.Invalid("", "the request body is empty")
 	}
+	if err := checkDepth(buf.Bytes(), h.cfg.MaxDepth); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
+}
+
+// checkDepth refuses JSON nested deeper than max (--max-depth) before any
+// parser sees it: a cheap byte scan at the edge, like the size limit. The
+// engine's parser keeps its own bound (fhir.DefaultMaxDepth) as well.
+func checkDepth(b []byte, max int) error {
+	if max <= 0 {
+		return nil
+	}
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return fhir.Invalid("", "JSON nesting deeper than %d levels", max)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
 }
 
 func tooLarge(limit int64) error {
