@@ -90,10 +90,10 @@ func runServe(ctx context.Context, args []string) error {
 		// A 16 MiB bundle arrives in well under a minute on any link an
 		// integration engine uses; a client trickling a body slower than
 		// that is holding a connection hostage.
-		ReadTimeout: 2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadTimeout:    2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeName(cfg), "config", cfg)
 
