@@ -485,7 +485,7 @@ func (e *Engine) runEntries(ctx context.Context, tx store.Tx, order []*entry, m 
 	touched := map[string]int{}
 	creates := map[string]*entry{}
 	for _, en := range order {
-		en.out, en.resp, en.target, en.alias = nil, nil, en.id, nil
+		en.out, en.resp, en.target, en.version, en.alias = nil, nil, en.id, 1, nil
 		if en.method == "GET" || en.method == "HEAD" {
 			continue
 		}
