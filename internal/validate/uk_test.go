@@ -29,7 +29,9 @@ func TestUKShapedResources(t *testing.T) {
 			edit: func(s string) string { return strings.Replace(s, `"value": "9000000009"`, `"value": "9000000008"`, 1) },
 			kind: fhir.EUnprocessable, expr: "Patient.identifier[0].value", message: "check digit"},
 		{name: "a patient whose NHS number is written with spaces is told the stored form", file: "uk-patient.json",
-			edit: func(s string) string { return strings.Replace(s, `"value": "9000000009"`, `"value": "900 000 0009"`, 1) },
+			edit: func(s string) string {
+				return strings.Replace(s, `"value": "9000000009"`, `"value": "900 000 0009"`, 1)
+			},
 			kind: fhir.EUnprocessable, expr: "Patient.identifier[0].value", message: `normalised form "9000000009"`},
 		{name: "a related person's patient NHS number inside a bundle is checked", file: "uk-relatedperson-bundle.json",
 			edit: func(s string) string { return strings.Replace(s, `"value": "9000000017"`, `"value": "9000000018"`, 1) },
