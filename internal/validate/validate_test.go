@@ -292,3 +292,42 @@ func TestIssuesComeInAStableOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentValidation runs validations from many goroutines (the
+// engine validates bundle entries and requests in parallel); run with -race
+// it checks the pooled validators and the lazily compiled model are safe.
+func TestConcurrentValidation(t *testing.T) {
+	bodies := []struct {
+		body string
+		kind fhir.Kind
+	}{
+		{obs(`"valueQuantity":{"value":1}`), ""},
+		{nhs("9434765918"), fhir.EUnprocessable},
+		{`{"resourceType":"Patient","gender":"x"}`, fhir.EInvalid},
+	}
+	errs := make(chan string, 64)
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				c := bodies[(g+i)%len(bodies)]
+				r, _ := fhir.ParseObject([]byte(c.body), 0)
+				if _, err := Resource(r, Options{Lenient: i%2 == 0}); fhir.KindOf(err) != c.kind {
+					select {
+					case errs <- c.body + ": " + string(fhir.KindOf(err)):
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
