@@ -97,6 +97,7 @@ type entry struct {
 	vid      string // GET .../_history/vid
 	cond     url.Values
 	derived  string     // for conditional POST and PUT: the id a create would use
+	bodyID   string     // the id in the resource as sent (PUT)
 	search   url.Values // GET Type?query
 	isSearch bool
 	ifMatch  int64
@@ -240,6 +241,7 @@ func (e *Engine) prepareEntry(i int, raw any, lenient bool) (*entry, error) {
 			if en.cond != nil && hasID && !fhir.ValidID(bid) {
 				return nil, fhir.Invalid("resource.id", "invalid resource id")
 			}
+			en.bodyID = bid
 		}
 		if en.warnings, err = validate.Resource(res, validate.Options{Lenient: lenient}); err != nil {
 			return nil, err
@@ -273,15 +275,14 @@ func (e *Engine) prepareEntry(i int, raw any, lenient bool) (*entry, error) {
 // entryURL splits a request.url into path and query, accepting absolute
 // URLs under this server's base.
 func (e *Engine) entryURL(raw string) (path, query string, err error) {
-	if strings.Contains(raw, "://") {
-		if e.cfg.BaseURL == "" || !strings.HasPrefix(raw, e.cfg.BaseURL+"/") {
+	path, query, _ = strings.Cut(raw, "?")
+	if strings.Contains(path, "://") {
+		if e.cfg.BaseURL == "" || !strings.HasPrefix(path, e.cfg.BaseURL+"/") {
 			return "", "", fhir.Invalid("request.url", "request.url %q is not on this server", trunc(raw))
 		}
-		raw = raw[len(e.cfg.BaseURL)+1:]
+		path = path[len(e.cfg.BaseURL)+1:]
 	}
-	raw = strings.TrimPrefix(raw, "/")
-	path, query, _ = strings.Cut(raw, "?")
-	return path, query, nil
+	return strings.TrimPrefix(path, "/"), query, nil
 }
 
 // collectRefs lists every reference element (any "reference" string, at any
@@ -515,12 +516,11 @@ func (e *Engine) runEntries(ctx context.Context, tx store.Tx, order []*entry, m 
 				if len(found) == 1 {
 					en.target = found[0].ID
 					en.out = &Outcome{Version: found[0], NoOp: true, Warnings: en.warnings}
-				} else if en.target, en.version, err = createTarget(ctx, tx, en.typ, en.derived); err != nil {
+				} else if en.target, en.version, err = createTarget(ctx, tx, en.typ, en.derived, en.cond); err != nil {
 					return atEntry(en.i, err)
 				}
 			case "PUT":
-				bid, _ := en.res["id"].(string)
-				id, mustNotExist, err := resolveConditionalUpdate(ctx, tx, en.typ, en.cond, bid, en.derived)
+				id, mustNotExist, err := resolveConditionalUpdate(ctx, tx, en.typ, en.cond, en.bodyID, en.derived)
 				if err != nil {
 					return atEntry(en.i, err)
 				}

@@ -93,8 +93,11 @@ func (e *Engine) conditionalID(ctx context.Context, typ string, q url.Values) (s
 // createTarget decides, inside tx, the id and version a conditional create
 // that matched nothing writes: the derived id as version 1; the next version
 // if that id was deleted (the create re-creates it); a random id if a live
-// resource that no longer matches the criteria holds it.
-func createTarget(ctx context.Context, tx store.Tx, typ, derived string) (string, int64, error) {
+// resource that does not match the criteria holds it. If the criteria match
+// now (a concurrent transaction committed between the search and the read,
+// which READ COMMITTED allows), the whole transaction is run again so that
+// its search sees the winner.
+func createTarget(ctx context.Context, tx store.Tx, typ, derived string, q url.Values) (string, int64, error) {
 	cur, err := readForUpdate(ctx, tx, typ, derived)
 	switch {
 	case err != nil:
@@ -103,7 +106,13 @@ func createTarget(ctx context.Context, tx store.Tx, typ, derived string) (string
 		return derived, 1, nil
 	case cur.Deleted:
 		return derived, cur.VersionID + 1, nil
-	default:
-		return newID(), 1, nil
 	}
+	m, err := matchConditional(ctx, tx, typ, q)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(m) > 0 {
+		return "", 0, &retryError{fhir.Errorf(fhir.EConflict, "", "%s created concurrently", typ)}
+	}
+	return newID(), 1, nil
 }

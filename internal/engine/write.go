@@ -65,7 +65,7 @@ func (e *Engine) Create(ctx context.Context, typ string, body []byte, o WriteOpt
 			out = &Outcome{Version: m[0], NoOp: true, Warnings: warnings}
 			return nil
 		}
-		id, version, err := createTarget(ctx, tx, typ, derived)
+		id, version, err := createTarget(ctx, tx, typ, derived, cond)
 		if err != nil {
 			return err
 		}
@@ -203,7 +203,7 @@ func resolveConditionalUpdate(ctx context.Context, tx store.Tx, typ string, q ur
 	case bodyID != "":
 		return bodyID, true, nil
 	default:
-		id, _, err := createTarget(ctx, tx, typ, derived)
+		id, _, err := createTarget(ctx, tx, typ, derived, q)
 		return id, false, err
 	}
 }
