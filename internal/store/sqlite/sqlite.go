@@ -54,6 +54,7 @@ type Store struct {
 	// the file at the start of every batch (another process may have written).
 	nextSeq int64
 	nextRID int64
+	args    []any // scratch for index inserts
 }
 
 var _ store.Store = (*Store)(nil)

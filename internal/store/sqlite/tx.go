@@ -64,6 +64,10 @@ func (t *tx) Put(ctx context.Context, p *store.Put) error {
 	if p.Type == "" || p.ID == "" {
 		return fhir.Internal(fmt.Errorf("sqlite: Put without type or id (%q/%q)", p.Type, p.ID))
 	}
+	if n := maxIndexRows(&p.Index); n >= 1<<idxKeyBits {
+		return fhir.Errorf(fhir.EUnprocessable, "", "%s/%s has %d search index entries of one kind; at most %d are supported",
+			p.Type, p.ID, n, 1<<idxKeyBits-1)
+	}
 	if !p.Deleted && len(p.Body) == 0 {
 		return fhir.Internal(fmt.Errorf("sqlite: Put of %s/%s without a body", p.Type, p.ID))
 	}
@@ -107,7 +111,8 @@ func (t *tx) put(ctx context.Context, p *store.Put, exists bool, rid, oldMask in
 	} else {
 		for k := range numKinds {
 			if oldMask&(1<<k) != 0 {
-				if _, err := s.w.delIdx[k].ExecContext(ctx, rid); err != nil {
+				first := rid << idxKeyBits
+				if _, err := s.w.delIdx[k].ExecContext(ctx, first, first|(1<<idxKeyBits-1)); err != nil {
 					return err
 				}
 			}
@@ -122,7 +127,13 @@ func (t *tx) put(ctx context.Context, p *store.Put, exists bool, rid, oldMask in
 	if p.Deleted {
 		return nil
 	}
-	return insertIndex(ctx, s.w, rid, p.Type, &p.Index)
+	var err error
+	s.args, err = insertIndex(ctx, s.w, s.args, rid, p.Type, &p.Index)
+	return err
+}
+
+func maxIndexRows(ix *store.Index) int {
+	return max(len(ix.Tokens), len(ix.Strings), len(ix.Dates), len(ix.Numbers), len(ix.Quantities), len(ix.References), len(ix.URIs))
 }
 
 func indexMask(ix *store.Index) int64 {
@@ -142,41 +153,64 @@ func indexMask(ix *store.Index) int64 {
 	return m
 }
 
-func insertIndex(ctx context.Context, w *stmts, rid int64, typ string, ix *store.Index) error {
-	for _, r := range ix.Tokens {
-		if _, err := w.insIdx[kindToken].ExecContext(ctx, rid, typ, r.Param, r.System, r.Code, r.Text); err != nil {
-			return err
+// insertIndex writes the index rows of one resource, insertChunk rows per
+// statement. args is scratch space, returned for reuse.
+func insertIndex(ctx context.Context, w *stmts, args []any, rid int64, typ string, ix *store.Index) ([]any, error) {
+	for k := range numKinds {
+		n := 0
+		switch k {
+		case kindToken:
+			n = len(ix.Tokens)
+		case kindString:
+			n = len(ix.Strings)
+		case kindDate:
+			n = len(ix.Dates)
+		case kindNumber:
+			n = len(ix.Numbers)
+		case kindQuantity:
+			n = len(ix.Quantities)
+		case kindReference:
+			n = len(ix.References)
+		case kindURI:
+			n = len(ix.URIs)
+		}
+		for lo := 0; lo < n; lo += insertChunk {
+			hi := min(lo+insertChunk, n)
+			args = args[:0]
+			for i := lo; i < hi; i++ {
+				key := rid<<idxKeyBits | int64(i)
+				switch k {
+				case kindToken:
+					r := &ix.Tokens[i]
+					args = append(args, key, rid, typ, r.Param, r.System, r.Code, r.Text)
+				case kindString:
+					r := &ix.Strings[i]
+					args = append(args, key, rid, typ, r.Param, r.Norm, r.Exact)
+				case kindDate:
+					r := &ix.Dates[i]
+					args = append(args, key, rid, typ, r.Param, r.Lo, r.Hi)
+				case kindNumber:
+					r := &ix.Numbers[i]
+					args = append(args, key, rid, typ, r.Param, r.Lo, r.Hi)
+				case kindQuantity:
+					r := &ix.Quantities[i]
+					args = append(args, key, rid, typ, r.Param, r.System, r.Code, r.Lo, r.Hi)
+				case kindReference:
+					r := &ix.References[i]
+					args = append(args, key, rid, typ, r.Param, r.Type, r.ID, r.URL)
+				case kindURI:
+					r := &ix.URIs[i]
+					args = append(args, key, rid, typ, r.Param, r.Value)
+				}
+			}
+			st, err := w.insert(ctx, k, hi-lo)
+			if err != nil {
+				return args, err
+			}
+			if _, err := st.ExecContext(ctx, args...); err != nil {
+				return args, err
+			}
 		}
 	}
-	for _, r := range ix.Strings {
-		if _, err := w.insIdx[kindString].ExecContext(ctx, rid, typ, r.Param, r.Norm, r.Exact); err != nil {
-			return err
-		}
-	}
-	for _, r := range ix.Dates {
-		if _, err := w.insIdx[kindDate].ExecContext(ctx, rid, typ, r.Param, r.Lo, r.Hi); err != nil {
-			return err
-		}
-	}
-	for _, r := range ix.Numbers {
-		if _, err := w.insIdx[kindNumber].ExecContext(ctx, rid, typ, r.Param, r.Lo, r.Hi); err != nil {
-			return err
-		}
-	}
-	for _, r := range ix.Quantities {
-		if _, err := w.insIdx[kindQuantity].ExecContext(ctx, rid, typ, r.Param, r.System, r.Code, r.Lo, r.Hi); err != nil {
-			return err
-		}
-	}
-	for _, r := range ix.References {
-		if _, err := w.insIdx[kindReference].ExecContext(ctx, rid, typ, r.Param, r.Type, r.ID, r.URL); err != nil {
-			return err
-		}
-	}
-	for _, r := range ix.URIs {
-		if _, err := w.insIdx[kindURI].ExecContext(ctx, rid, typ, r.Param, r.Value); err != nil {
-			return err
-		}
-	}
-	return nil
+	return args, nil
 }

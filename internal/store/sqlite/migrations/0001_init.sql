@@ -37,9 +37,15 @@ CREATE INDEX resource_versions_type ON resource_versions (type);
 
 -- Search index tables, one per kind of search parameter (store/index.go).
 -- Each carries the resource type so that type-level searches stay inside the
--- index, a rid index for replacing a resource's rows on update, and a
--- covering search index ending in rid.
+-- index, and has a covering search index ending in rid.
+--
+-- The rowid of an index row is rid << 16 | n, n being the row's position
+-- among the resource's rows of that kind, so a resource's rows are one
+-- rowid range: replacing them on update is a range delete on the table,
+-- with no separate rid index to maintain on every insert (measured: a
+-- third fewer B-tree inserts per index row).
 CREATE TABLE idx_token (
+	key INTEGER PRIMARY KEY, -- rid << 16 | n
 	rid    INTEGER NOT NULL,
 	type   TEXT    NOT NULL,
 	param  TEXT    NOT NULL,
@@ -47,40 +53,40 @@ CREATE TABLE idx_token (
 	code   TEXT    NOT NULL,
 	text   TEXT    NOT NULL
 );
-CREATE INDEX idx_token_rid ON idx_token (rid);
 CREATE INDEX idx_token_code ON idx_token (param, code, system, type, rid);
 
 CREATE TABLE idx_string (
+	key INTEGER PRIMARY KEY, -- rid << 16 | n
 	rid   INTEGER NOT NULL,
 	type  TEXT    NOT NULL,
 	param TEXT    NOT NULL,
 	norm  TEXT    NOT NULL,
 	exact TEXT    NOT NULL
 );
-CREATE INDEX idx_string_rid ON idx_string (rid);
 CREATE INDEX idx_string_norm ON idx_string (param, norm, type, rid);
 
 CREATE TABLE idx_date (
+	key INTEGER PRIMARY KEY, -- rid << 16 | n
 	rid   INTEGER NOT NULL,
 	type  TEXT    NOT NULL,
 	param TEXT    NOT NULL,
 	lo    INTEGER NOT NULL, -- Unix milliseconds, inclusive
 	hi    INTEGER NOT NULL  -- Unix milliseconds, inclusive
 );
-CREATE INDEX idx_date_rid ON idx_date (rid);
 CREATE INDEX idx_date_lo ON idx_date (param, lo, hi, type, rid);
 
 CREATE TABLE idx_number (
+	key INTEGER PRIMARY KEY, -- rid << 16 | n
 	rid   INTEGER NOT NULL,
 	type  TEXT    NOT NULL,
 	param TEXT    NOT NULL,
 	lo    REAL    NOT NULL,
 	hi    REAL    NOT NULL
 );
-CREATE INDEX idx_number_rid ON idx_number (rid);
 CREATE INDEX idx_number_lo ON idx_number (param, lo, hi, type, rid);
 
 CREATE TABLE idx_quantity (
+	key INTEGER PRIMARY KEY, -- rid << 16 | n
 	rid    INTEGER NOT NULL,
 	type   TEXT    NOT NULL,
 	param  TEXT    NOT NULL,
@@ -89,10 +95,10 @@ CREATE TABLE idx_quantity (
 	lo     REAL    NOT NULL,
 	hi     REAL    NOT NULL
 );
-CREATE INDEX idx_quantity_rid ON idx_quantity (rid);
 CREATE INDEX idx_quantity_lo ON idx_quantity (param, code, lo, hi, type, rid);
 
 CREATE TABLE idx_reference (
+	key INTEGER PRIMARY KEY, -- rid << 16 | n
 	rid      INTEGER NOT NULL,
 	type     TEXT    NOT NULL,
 	param    TEXT    NOT NULL,
@@ -100,17 +106,16 @@ CREATE TABLE idx_reference (
 	ref_id   TEXT    NOT NULL,
 	url      TEXT    NOT NULL
 );
-CREATE INDEX idx_reference_rid ON idx_reference (rid);
 CREATE INDEX idx_reference_target ON idx_reference (param, ref_id, ref_type, type, rid);
 CREATE INDEX idx_reference_url ON idx_reference (param, url) WHERE url <> '';
 
 CREATE TABLE idx_uri (
+	key INTEGER PRIMARY KEY, -- rid << 16 | n
 	rid   INTEGER NOT NULL,
 	type  TEXT    NOT NULL,
 	param TEXT    NOT NULL,
 	value TEXT    NOT NULL
 );
-CREATE INDEX idx_uri_rid ON idx_uri (rid);
 CREATE INDEX idx_uri_value ON idx_uri (param, value, type, rid);
 
 -- Node secrets (token signing keys and the like), created once.
