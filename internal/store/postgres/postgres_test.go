@@ -208,9 +208,11 @@ func TestIndexValuesOfAnyContentAndLength(t *testing.T) {
 	codes := []string{"nul\x00inside", string(long), string(long[:9999]) + "z"}
 	for i, c := range codes {
 		p := put("Observation", fmt.Sprint("o", i), 1, store.Index{
-			Tokens:  []store.Token{{Param: "code", System: "sys", Code: c}},
-			Strings: []store.String{{Param: "s", Norm: c, Exact: c}},
-			URIs:    []store.URI{{Param: "u", Value: c}},
+			Tokens:     []store.Token{{Param: "code", System: "sys", Code: c}},
+			Strings:    []store.String{{Param: "s", Norm: c, Exact: c}},
+			URIs:       []store.URI{{Param: "u", Value: c}},
+			References: []store.Reference{{Param: "subject", Type: c, ID: c}, {Param: "see", URL: c}},
+			Quantities: []store.Quantity{{Param: "q", System: c, Code: c, Lo: 1, Hi: 2}},
 		})
 		if err := st.Write(ctx, func(tx store.Tx) error { return tx.Put(ctx, p) }); err != nil {
 			t.Fatalf("write code %d: %v", i, err)

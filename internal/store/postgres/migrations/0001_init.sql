@@ -45,8 +45,11 @@ CREATE INDEX resource_versions_type_seq ON resource_versions (type, seq);
 -- of current versions only. rid points at resources.rid; there is no foreign
 -- key because the store replaces a resource's rows in the same transaction
 -- that writes the version, and a foreign key check per row would cost ingest
--- time for nothing. type repeats the resource type so that each search
--- index narrows to one type before anything else.
+-- time for nothing. Each table has a rid index (to replace a resource's rows)
+-- and a search index that leads with param and the value, then type and rid
+-- (as in the SQLite store): a value is the selective part, system-level
+-- searches (no type) use the same index, and rid at the end lets the
+-- planner answer "rid IN (...)" from the index alone.
 --
 -- Long text is indexed through left(col, 256): a btree entry must stay under
 -- about 2.7 kB and FHIR strings have no length limit. Queries compare
@@ -61,7 +64,7 @@ CREATE TABLE idx_token (
     text   text NOT NULL
 );
 CREATE INDEX idx_token_rid ON idx_token (rid);
-CREATE INDEX idx_token_code ON idx_token (type, param, left(code, 256), left(system, 256));
+CREATE INDEX idx_token_code ON idx_token (param, left(code, 256), left(system, 256), type, rid);
 
 CREATE TABLE idx_string (
     rid   bigint NOT NULL,
@@ -71,7 +74,7 @@ CREATE TABLE idx_string (
     exact text COLLATE "C" NOT NULL
 );
 CREATE INDEX idx_string_rid ON idx_string (rid);
-CREATE INDEX idx_string_norm ON idx_string (type, param, left(norm, 256));
+CREATE INDEX idx_string_norm ON idx_string (param, left(norm, 256), type, rid);
 
 CREATE TABLE idx_date (
     rid   bigint NOT NULL,
@@ -81,7 +84,7 @@ CREATE TABLE idx_date (
     hi    bigint NOT NULL
 );
 CREATE INDEX idx_date_rid ON idx_date (rid);
-CREATE INDEX idx_date_range ON idx_date (type, param, lo, hi);
+CREATE INDEX idx_date_range ON idx_date (param, lo, hi, type, rid);
 
 CREATE TABLE idx_number (
     rid   bigint NOT NULL,
@@ -91,7 +94,7 @@ CREATE TABLE idx_number (
     hi    double precision NOT NULL
 );
 CREATE INDEX idx_number_rid ON idx_number (rid);
-CREATE INDEX idx_number_range ON idx_number (type, param, lo, hi);
+CREATE INDEX idx_number_range ON idx_number (param, lo, hi, type, rid);
 
 CREATE TABLE idx_quantity (
     rid    bigint NOT NULL,
@@ -103,7 +106,7 @@ CREATE TABLE idx_quantity (
     hi     double precision NOT NULL
 );
 CREATE INDEX idx_quantity_rid ON idx_quantity (rid);
-CREATE INDEX idx_quantity_range ON idx_quantity (type, param, left(code, 256), lo);
+CREATE INDEX idx_quantity_range ON idx_quantity (param, left(code, 256), lo, hi, type, rid);
 
 CREATE TABLE idx_reference (
     rid      bigint NOT NULL,
@@ -115,8 +118,8 @@ CREATE TABLE idx_reference (
 );
 CREATE INDEX idx_reference_rid ON idx_reference (rid);
 -- Serves both "subject=Patient/1" and _revinclude (who points at these ids).
-CREATE INDEX idx_reference_target ON idx_reference (ref_id, ref_type, type, param);
-CREATE INDEX idx_reference_url ON idx_reference (type, param, left(url, 256)) WHERE url <> '';
+CREATE INDEX idx_reference_target ON idx_reference (param, left(ref_id, 256), left(ref_type, 256), type, rid);
+CREATE INDEX idx_reference_url ON idx_reference (param, left(url, 256), type, rid) WHERE url <> '';
 
 CREATE TABLE idx_uri (
     rid   bigint NOT NULL,
@@ -125,7 +128,7 @@ CREATE TABLE idx_uri (
     value text COLLATE "C" NOT NULL
 );
 CREATE INDEX idx_uri_rid ON idx_uri (rid);
-CREATE INDEX idx_uri_value ON idx_uri (type, param, left(value, 256));
+CREATE INDEX idx_uri_value ON idx_uri (param, left(value, 256), type, rid);
 
 -- secrets holds node-wide secrets (token signing keys), shared by every
 -- process that uses this database.
