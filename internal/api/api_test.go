@@ -265,6 +265,7 @@ func TestHTTP(t *testing.T) {
 					ExpectedHeaders: headers("WWW-Authenticate", `Bearer realm="sharedcare"`), NotExpectedContent: []string{"Jones"}},
 				{Name: "search without a token is 401", Method: "GET", Path: "/fhir/Patient", Token: "-", ExpectedStatus: 401},
 				{Name: "unknown path without a token is 401, not 404", Method: "GET", Path: "/fhir/Nope/x/y", Token: "-", ExpectedStatus: 401},
+				{Name: "an unsupported format without a token is 401, not 406", Method: "GET", Path: "/fhir/Patient/p1?_format=xml", Token: "-", ExpectedStatus: 401},
 				{Name: "basic auth is refused", Method: "GET", Path: "/fhir/Patient/p1", Token: "Basic YWRtaW46YWRtaW4=", ExpectedStatus: 401,
 					ExpectedHeaders: headers("WWW-Authenticate", `error="invalid_token"`)},
 				{Name: "garbage token", Method: "GET", Path: "/fhir/Patient/p1", Token: "Bearer xyz", ExpectedStatus: 401,

@@ -92,7 +92,7 @@ func requestID(r *http.Request) string {
 }
 
 // ServeHTTP runs the middleware chain around the routes: request id, panic
-// recovery, access log, format negotiation, authentication, then the route,
+// recovery, access log, authentication, format negotiation, then the route,
 // with unmatched paths and methods answered as OperationOutcomes.
 func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -118,6 +118,17 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}()
 
 	if strings.HasPrefix(r.URL.Path, "/fhir/") || r.URL.Path == "/fhir" {
+		// Authentication comes first: a caller without a valid token learns
+		// nothing else, not even whether its query or format was acceptable.
+		if !isPublic(r) {
+			p, err := h.authenticate(r)
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			st.principal = p
+			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+		}
 		if r.URL.RawQuery != "" {
 			q, err := url.ParseQuery(r.URL.RawQuery)
 			if err != nil {
@@ -132,15 +143,6 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st.format = f
-		if !isPublic(r) {
-			p, err := h.authenticate(r)
-			if err != nil {
-				h.fail(w, r, err)
-				return
-			}
-			st.principal = p
-			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
-		}
 	}
 
 	if _, pattern := h.mux.Handler(r); pattern == "" {
