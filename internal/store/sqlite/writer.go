@@ -136,6 +136,10 @@ func (s *Store) commit(batch []*request) {
 		rollback(fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
+	select {
+	case s.committed <- struct{}{}:
+	default:
+	}
 	finish(nil)
 }
 
