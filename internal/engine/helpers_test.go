@@ -30,23 +30,28 @@ func onEveryBackend(t *testing.T, fn func(t *testing.T, e *Engine, st store.Stor
 	}
 }
 
-// sharedData returns ../shared/data/sub relative to the module root, or
-// skips the test when the shared data is absent (a fresh clone).
-func sharedData(t testing.TB, sub string) string {
-	t.Helper()
+// dataRoot is ../shared/data next to the module root ("" if the root is
+// not found).
+func dataRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Dir(file)
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+			return filepath.Join(filepath.Dir(dir), "shared", "data")
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("module root not found")
+			return ""
 		}
 		dir = parent
 	}
-	p := filepath.Join(filepath.Dir(dir), "shared", "data", sub)
+}
+
+// sharedData returns ../shared/data/sub relative to the module root, or
+// skips the test when the shared data is absent (a fresh clone).
+func sharedData(t testing.TB, sub string) string {
+	t.Helper()
+	p := filepath.Join(dataRoot(), sub)
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("shared test data %s is absent (it sits next to the repository as ../shared): %v", p, err)
 	}
