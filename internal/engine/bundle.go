@@ -319,6 +319,20 @@ func methodRank(m string) int {
 	}
 }
 
+// rank orders entries for processing: by method in the specification's
+// order and, within a method, entries with conditional references after
+// the others, so that a conditional reference can find a resource that an
+// earlier-processed entry of the same transaction creates.
+func (en *entry) rank() int {
+	r := 2 * methodRank(en.method)
+	for _, s := range en.refs {
+		if _, _, ok := conditionalRef(s.orig); ok {
+			return r + 1
+		}
+	}
+	return r
+}
+
 // refMap resolves references while a transaction runs.
 type refMap struct {
 	e       *Engine
@@ -466,7 +480,7 @@ func (e *Engine) transaction(ctx context.Context, entries []*entry, now time.Tim
 		}
 	}
 	order := slices.Clone(entries)
-	slices.SortStableFunc(order, func(a, b *entry) int { return methodRank(a.method) - methodRank(b.method) })
+	slices.SortStableFunc(order, func(a, b *entry) int { return a.rank() - b.rank() })
 	err := e.write(ctx, func(tx store.Tx) error {
 		m.cond = map[string]string{}
 		return e.runEntries(ctx, tx, order, m, now)
@@ -704,12 +718,12 @@ func (e *Engine) responseBundle(kind string, entries []*entry, errs []error) fhi
 			}}
 			continue
 		}
-		out[i] = entryResponse(en)
+		out[i] = e.entryResponse(en)
 	}
 	return fhir.Object{"resourceType": "Bundle", "type": kind, "entry": out}
 }
 
-func entryResponse(en *entry) fhir.Object {
+func (e *Engine) entryResponse(en *entry) fhir.Object {
 	resp := fhir.Object{}
 	r := fhir.Object{"response": resp}
 	if en.resp != nil {
@@ -740,8 +754,8 @@ func entryResponse(en *entry) fhir.Object {
 	if len(o.Warnings) > 0 {
 		resp["outcome"] = fhir.OutcomeOf(o.Warnings...)
 	}
-	if en.fullURL != "" && en.method != "GET" && en.method != "HEAD" {
-		r["fullUrl"] = en.fullURL
+	if v := o.Version; v != nil && en.method != "GET" && en.method != "HEAD" {
+		r["fullUrl"] = e.fullURL(v.Type, v.ID)
 	}
 	return r
 }

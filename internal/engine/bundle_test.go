@@ -183,6 +183,22 @@ func TestTransaction(t *testing.T) {
 				t.Errorf("reference %v, want Patient/%s", ref, p.ID)
 			}
 		})
+		t.Run("a conditional reference finds a resource created earlier in the same transaction", func(t *testing.T) {
+			resp, err := e.Bundle(ctx, txn("transaction",
+				`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient?identifier=urn:nhs|same-tx"}},"request":{"method":"POST","url":"Observation"}}`,
+				`{"resource":{"resourceType":"Patient","identifier":[{"system":"urn:nhs","value":"same-tx"}]},"request":{"method":"POST","url":"Patient"}}`), WriteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			en := respEntries(t, resp)
+			ref := en[0]["resource"].(fhir.Object)["subject"].(fhir.Object)["reference"]
+			if ref != typeID(location(en[1])) {
+				t.Errorf("reference %v, want %s", ref, typeID(location(en[1])))
+			}
+			if en[1]["fullUrl"] != testBase+"/"+typeID(location(en[1])) {
+				t.Errorf("response fullUrl %v is not the created resource's URL", en[1]["fullUrl"])
+			}
+		})
 		t.Run("conditional update and delete entries act on their match", func(t *testing.T) {
 			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:cu","value":"1"}]}`)
 			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:cd","value":"1"}]}`)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/store"
+	"github.com/sharedcare/sharedcare/internal/validate"
 )
 
 const patientJSON = `{"resourceType":"Patient","id":"client-chosen","identifier":[{"system":"urn:sys","value":"p1"}],"name":[{"family":"Smith"}]}`
@@ -677,6 +678,9 @@ func TestValidateAndCapabilities(t *testing.T) {
 			}
 			if c["fhirVersion"] != "4.0.1" || c["kind"] != "instance" || patient == nil || patient["conditionalDelete"] != "single" {
 				t.Fatalf("unexpected CapabilityStatement %s", fhir.Marshal(c))
+			}
+			if _, err := validate.Resource(reparse(t, c), validate.Options{}); err != nil {
+				t.Errorf("the CapabilityStatement is not valid R4: %v", err)
 			}
 			var params []string
 			for _, p := range patient["searchParam"].([]any) {

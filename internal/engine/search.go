@@ -270,6 +270,10 @@ func (e *Engine) Search(ctx context.Context, typ string, q url.Values) (fhir.Obj
 	if err != nil {
 		return nil, err
 	}
+	if s.count == 0 {
+		// _count=0 asks for the number of matches only (FHIR search.html).
+		s.q.Total = true
+	}
 	s.q.Count = max(s.count, 1)
 	res, err := e.st.Search(ctx, &s.q)
 	if err != nil {
