@@ -77,6 +77,8 @@ const (
 	cacheKiB = 64 << 10
 	// mmapBytes lets readers page the file in without read syscalls.
 	mmapBytes = 1 << 30
+	// pageSize is the page size of new database files.
+	pageSize = 8192
 	// checkpointEvery is the most often the checkpointer copies the WAL
 	// into the database file (each checkpoint costs two fsyncs).
 	checkpointEvery = 250 * time.Millisecond
@@ -102,8 +104,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// issue 2 requires every acknowledged write to be durable before the
 	// response, and group commit makes the per-commit fsync affordable.
 	wv := cloneValues(common)
-	wv.Add("_pragma", "journal_mode(WAL)")
-	wv.Add("_pragma", "synchronous(FULL)")
+	// page_size only takes effect while the file is new, so it must run
+	// before journal_mode, which the driver's _journal_mode key guarantees
+	// (it is applied after every _pragma).
+	wv.Add("_pragma", fmt.Sprintf("page_size(%d)", pageSize))
+	wv.Set("_journal_mode", "WAL")
+	wv.Set("_synchronous", "FULL")
 	wv.Add("_pragma", "temp_store(MEMORY)")
 	// Checkpoints run in the background (checkpointer), not inside the
 	// COMMIT that crosses the threshold, which would stall every Write in
