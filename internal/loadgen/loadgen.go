@@ -39,6 +39,9 @@ type Config struct {
 	Duration time.Duration // measured time; 0 means 10 s
 	Warmup   time.Duration // time run before measuring (connections, caches); not counted
 	Gzip     bool          // accept gzip responses, as most clients do
+	// StdClient uses net/http's client instead of the lean one (rawClient);
+	// https base URLs always do.
+	StdClient bool
 }
 
 // Result is what a run measured.
@@ -197,6 +200,19 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 		return nil, fhir.Invalid("", "duration over %s", MaxDuration)
 	}
 	prefix := strings.TrimRight(cfg.BaseURL, "/") + "/" + cfg.Type + "/"
+	u, _ := url.Parse(prefix)
+	raw := !cfg.StdClient && u.Scheme == "http"
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	headers := "Host: " + u.Host + "\r\nAccept: application/fhir+json\r\n"
+	if cfg.Token != "" {
+		headers += "Authorization: Bearer " + cfg.Token + "\r\n"
+	}
+	if cfg.Gzip {
+		headers += "Accept-Encoding: gzip\r\n"
+	}
 	start := time.Now()
 	from := start.Add(cfg.Warmup)
 	until := from.Add(cfg.Duration)
@@ -216,12 +232,20 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 		cl.status = map[int]int{}
 		wg.Go(func() {
 			buf := make([]byte, 32<<10)
+			rc := &rawClient{addr: addr, deadline: until.Add(5 * time.Second)}
+			defer rc.close()
+			hdr := []byte(headers)
 			for k := ci * len(cfg.IDs) / cfg.Clients; ; k++ {
 				t0 := time.Now()
 				if !t0.Before(until) || ctx.Err() != nil {
 					return
 				}
-				status := get(ctx, c, prefix+cfg.IDs[k%len(cfg.IDs)], cfg.Token, buf)
+				var status int
+				if raw {
+					status, _ = rc.get(u.Path+cfg.IDs[k%len(cfg.IDs)], hdr)
+				} else {
+					status = get(ctx, c, prefix+cfg.IDs[k%len(cfg.IDs)], cfg.Token, buf)
+				}
 				t1 := time.Now()
 				if t0.Before(from) || t1.After(until) {
 					continue
