@@ -25,8 +25,8 @@ type command struct {
 var commands = map[string]command{
 	"serve":       {runServe, "run the FHIR R4 server (sharedcare serve --data DIR [--db URL] [--addr HOST:PORT])"},
 	"admin-token": {runAdminToken, "print a short-lived full-access token (sharedcare admin-token --data DIR [--db URL] [--ttl 1h])"},
-	"import":      {runImport, "load FHIR bundles and NDJSON into a server (--url URL --token T) or a local store (--data DIR) (import.go)"},
-	"bench":       {runBench, "measure ingest and read-by-id throughput against a server (bench.go)"},
+	"import":      {runImport, "load FHIR bundles and NDJSON into a server (--url URL --token T) or a local store (--data DIR)"},
+	"bench":       {runBench, "measure ingest and read-by-id throughput against a server"},
 }
 
 // usageError marks a mistake in how the command was called (exit code 2).

@@ -158,7 +158,14 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string, flags []s
 		if s == nil {
 			panic("config: unknown flag " + name)
 		}
-		usage := s.usage + " (env " + EnvName(s.name) + ", default " + strconv.Quote(s.get(&c)) + ")"
+		// The default shown is the built-in one, never a value from the
+		// environment, which may hold a password (SHAREDCARE_DB).
+		def := Default()
+		usage := s.usage + " (env " + EnvName(s.name)
+		if v := s.get(&def); v != "" {
+			usage += ", default " + strconv.Quote(v)
+		}
+		usage += ")"
 		if s.name == "lenient" {
 			// A boolean flag, so that "--lenient" stands alone.
 			fs.BoolFunc(s.name, usage, func(v string) error { return s.set(&c, v) })

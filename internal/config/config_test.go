@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"strings"
@@ -118,5 +119,19 @@ func TestRedactHidesPasswords(t *testing.T) {
 		if v := c.LogValue().String(); strings.Contains(v, "s3cret") {
 			t.Errorf("LogValue holds the password: %s", v)
 		}
+	}
+}
+
+func TestUsageNeverShowsTheEnvironment(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	var out strings.Builder
+	fs.SetOutput(&out)
+	env := map[string]string{"SHAREDCARE_DB": "postgres://alice:s3cret@db/care"}
+	_, err := Load(fs, []string{"-h"}, func(k string) string { return env[k] }, ServeFlags)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	if strings.Contains(out.String(), "s3cret") {
+		t.Errorf("usage shows the password from the environment:\n%s", out.String())
 	}
 }
