@@ -32,9 +32,12 @@ func (s *Store) Write(ctx context.Context, fn func(store.Tx) error) error {
 			return nil
 		}
 		if !retryable(err) {
-			return unwrapRetry(err)
+			return err
 		}
-		if attempt == maxAttempts || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return dbError(ctx.Err())
+		}
+		if attempt == maxAttempts {
 			return fhir.Errorf(fhir.EConflict, "", "the write kept conflicting with concurrent writes; try again")
 		}
 		// Jittered backoff, so that the losers of one race do not collide
@@ -95,10 +98,6 @@ func retryable(err error) bool {
 	var r *retryError
 	return errors.As(err, &r)
 }
-
-// unwrapRetry returns err unchanged unless it is a retry marker, which does
-// not leave the package.
-func unwrapRetry(err error) error { return err }
 
 // wrapDB classifies a database error met inside a transaction: races that a
 // rerun resolves become a conflict carrying a retryError; the rest go
