@@ -212,9 +212,10 @@ func (s *Store) Close() error {
 	errs = append(errs, s.rdb.Close())
 	s.w.close()
 	s.wq.close()
-	// A truncating checkpoint on the way out leaves a compact file for
-	// backups; failure is harmless (the WAL is replayed on next open).
-	s.wconn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+	// No explicit checkpoint here: SQLite checkpoints and removes the WAL
+	// when the last connection to the file closes, without waiting; a
+	// blocking TRUNCATE would stall a short-lived second process (an admin
+	// command) behind a busy server's readers.
 	errs = append(errs, s.wconn.Close(), s.wdb.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fhir.Internal(fmt.Errorf("sqlite: close: %w", err))
