@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
@@ -61,6 +62,8 @@ type Store struct {
 	nextSeq int64
 	nextRID int64
 	args    []any // scratch for index inserts
+
+	batches atomic.Int64 // COMMITs attempted, for the group-commit test
 }
 
 var _ store.Store = (*Store)(nil)

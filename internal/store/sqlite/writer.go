@@ -85,6 +85,7 @@ func (s *Store) commit(batch []*request) {
 	// requests of the batch with it. Cancellation is honoured between
 	// statements instead (tx.check).
 	ctx := context.Background()
+	s.batches.Add(1)
 	finish := func(err error) {
 		for _, r := range batch {
 			if err != nil && r.err == nil {
