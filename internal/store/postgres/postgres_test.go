@@ -135,6 +135,60 @@ func TestConcurrentCreatesOfOneIDAreRetried(t *testing.T) {
 	}
 }
 
+// Concurrent conditional creates (search; create only if nothing matched)
+// of the same identifier leave exactly one resource: the losers are rerun
+// and find the winner's.
+func TestConcurrentConditionalCreatesMakeOneResource(t *testing.T) {
+	st := backend.OpenPostgresForTest(t)
+	ctx := context.Background()
+	q := &store.Query{Types: []string{"Organization"},
+		Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "https://example.org/ods", Code: "RX1"}}}}
+	// Every writer's first attempt waits after its search until all have
+	// searched, so they all see "no match" (n stays below the pool size).
+	const n = 8
+	var wg, searched sync.WaitGroup
+	searched.Add(n)
+	created := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			first := true
+			errs[i] = st.Write(ctx, func(tx store.Tx) error {
+				created[i] = false
+				res, err := tx.Search(ctx, q)
+				if first {
+					first = false
+					searched.Done()
+					searched.Wait()
+				}
+				if err != nil || len(res.Versions) > 0 {
+					return err
+				}
+				created[i] = true
+				return tx.Put(ctx, put("Organization", fmt.Sprint("org", i), 1, store.Index{Tokens: []store.Token{
+					{Param: "identifier", System: "https://example.org/ods", Code: "RX1"}}}))
+			})
+		})
+	}
+	wg.Wait()
+	wins := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("writer %d: %v", i, errs[i])
+		}
+		if created[i] {
+			wins++
+		}
+	}
+	res, err := st.Search(ctx, &store.Query{Types: q.Types, Clauses: q.Clauses, Total: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != 1 || wins != 1 {
+		t.Errorf("got %d matching resources and %d creating writers, want 1 and 1", res.Total, wins)
+	}
+}
+
 // Two nodes starting against an empty schema at the same moment both open
 // it; the migrations run once.
 func TestMigrationsRunOnceWhenNodesStartTogether(t *testing.T) {

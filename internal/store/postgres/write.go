@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +67,9 @@ func (s *Store) writeOnce(ctx context.Context, fn func(store.Tx) error) (err err
 		return err
 	}
 	if err := t.flush(ctx); err != nil {
+		return err
+	}
+	if err := t.checkEmptySearches(ctx); err != nil {
 		return err
 	}
 	if err := ptx.Commit(ctx); err != nil {
@@ -131,6 +135,8 @@ type tx struct {
 	tx      pgx.Tx
 	creates createBuffer
 	pending indexBuffer
+	mine    []int64       // rids this transaction wrote
+	empty   []store.Query // first-page searches that found nothing
 }
 
 // createBuffer holds buffered creates (version 1 of new resources) column by
@@ -185,7 +191,73 @@ func (t *tx) Search(ctx context.Context, q *store.Query) (*store.Result, error) 
 	if err != nil {
 		return nil, wrapDB(err)
 	}
+	if len(res.Versions) == 0 && q.Cursor == "" {
+		t.empty = append(t.empty, *q)
+	}
 	return res, nil
+}
+
+// checkEmptySearches runs before commit. A search that found nothing is how
+// a conditional create (or a conditional update that creates) decides to
+// create; two such transactions running together would both find nothing
+// and both create. So each query that came back empty is locked by an
+// advisory transaction lock on its text and run again, ignoring this
+// transaction's own writes: if a concurrent transaction has meanwhile
+// committed a match, this one is rerun (and then finds it). The lock makes
+// the check and the commit one step with respect to every other
+// transaction checking the same query. Transactions whose searches all
+// found something (conditional references to existing resources, the usual
+// case in a feed) take no lock.
+func (t *tx) checkEmptySearches(ctx context.Context) error {
+	if len(t.empty) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(t.empty))
+	for i := range t.empty {
+		keys = append(keys, queryKey(&t.empty[i]))
+	}
+	sorted := slices.Clone(keys)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	b := &pgx.Batch{}
+	for _, k := range sorted { // one order everywhere: no deadlock between checkers
+		b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, k)
+	}
+	for i := range t.empty {
+		var sb sqlBuilder
+		if err := sb.where(&t.empty[i]); err != nil {
+			return err
+		}
+		sql := `SELECT EXISTS (SELECT 1 FROM resources r WHERE ` + sb.sb.String() +
+			` AND NOT r.rid = ANY(` + sb.arg(append([]int64{}, t.mine...)) + `::bigint[]))` // never NULL
+		b.Queue(sql, sb.args...)
+	}
+	br := t.tx.SendBatch(ctx, b)
+	defer br.Close()
+	for range sorted {
+		if _, err := br.Exec(); err != nil {
+			return wrapDB(err)
+		}
+	}
+	for i := range t.empty {
+		var found bool
+		if err := br.QueryRow().Scan(&found); err != nil {
+			return wrapDB(err)
+		}
+		if found {
+			return &fhir.Error{Kind: fhir.EConflict, Issues: []fhir.Issue{{
+				Severity: fhir.SeverityError, Code: "conflict", Diagnostics: "a concurrent write created a match for a search of this transaction"}},
+				Err: &retryError{fmt.Errorf("search %s found a concurrent match", keys[i])}}
+		}
+	}
+	return br.Close()
+}
+
+// queryKey is a canonical text of the conditions of q (not its paging).
+func queryKey(q *store.Query) string {
+	types := slices.Clone(q.Types)
+	slices.Sort(types)
+	return fmt.Sprintf("sharedcare.search %q %+v", types, q.Clauses)
 }
 
 // The statements of Put. Creates insert the resources' rows (the primary key
@@ -276,6 +348,7 @@ func (t *tx) Put(ctx context.Context, p *store.Put) error {
 	if err != nil {
 		return wrapDB(err)
 	}
+	t.mine = append(t.mine, rid)
 	if !p.Deleted {
 		t.pending.add(rid, p.Type, &p.Index)
 	}
@@ -316,6 +389,7 @@ func (t *tx) flush(ctx context.Context) error {
 				return wrapDB(err)
 			}
 			rids[c.slot[typ+"/"+id]] = rid
+			t.mine = append(t.mine, rid)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
