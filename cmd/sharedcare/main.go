@@ -23,6 +23,7 @@ type command struct {
 
 // commands is the subcommand table.
 var commands = map[string]command{
+	"demo":        {runDemo, "serve a node with a sample record loaded and print a token and curl lines (sharedcare demo [--data DIR] [--addr HOST:PORT])"},
 	"serve":       {runServe, "run the FHIR R4 server (sharedcare serve --data DIR [--db URL] [--addr HOST:PORT])"},
 	"admin-token": {runAdminToken, "print a short-lived full-access token (sharedcare admin-token --data DIR [--db URL] [--ttl 1h])"},
 	"import":      {runImport, "load FHIR bundles and NDJSON into a server (--url URL --token T) or a local store (--data DIR)"},

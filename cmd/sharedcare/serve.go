@@ -70,6 +70,15 @@ func runServe(ctx context.Context, args []string) error {
 			log.Error("close store", "error", err)
 		}
 	}()
+	return serveStore(ctx, cfg, st, log, nil)
+}
+
+// serveStore serves the FHIR API over an open store until ctx is cancelled,
+// then stops accepting, lets in-flight requests finish (up to
+// cfg.ShutdownTimeout) and returns. ready, when not nil, is called once the
+// listener is bound, with the engine and the token authority, before the
+// first request is served.
+func serveStore(ctx context.Context, cfg config.Config, st store.Store, log *slog.Logger, ready func(*engine.Engine, *auth.Authority, net.Addr) error) error {
 	authority, err := auth.Load(ctx, st, cfg.BaseURL)
 	if err != nil {
 		return fmt.Errorf("load the token signing key: %w", err)
@@ -94,6 +103,12 @@ func runServe(ctx context.Context, args []string) error {
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if ready != nil {
+		if err := ready(eng, authority, ln.Addr()); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	log.Info("serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeName(cfg), "config", cfg)
 
