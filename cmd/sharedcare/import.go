@@ -49,13 +49,13 @@ flags:
 	}
 	if len(paths) == 0 {
 		fs.Usage()
-		return fhir.Invalid("", "import: no PATH given")
+		return fhir.Invalid("", "no PATH given")
 	}
 	if (*baseURL == "") == (*dataDir == "") {
-		return fhir.Invalid("", "import: give exactly one of --url (a FHIR server) or --data (a local store)")
+		return fhir.Invalid("", "give exactly one of --url (a FHIR server) or --data (a local store)")
 	}
 	if *workers < 1 || *batch < 1 {
-		return fhir.Invalid("", "import: --workers and --batch must be at least 1")
+		return fhir.Invalid("", "--workers and --batch must be at least 1")
 	}
 	opt := ingest.Options{Workers: *workers, BatchSize: *batch}
 	if !*quiet && term.IsTerminal(int(os.Stderr.Fd())) {

@@ -216,8 +216,8 @@ func TestImportReportsEachRefusedResourceAndLoadsTheRest(t *testing.T) {
 		t.Fatalf("got loaded %d failed %d %v, want 2 loaded and 1 failure", sum.Loaded, sum.Failed, sum.Failures)
 	}
 	f := sum.Failures[0]
-	if f.File != path || f.Entry != "line 2" || !strings.Contains(f.Reason, "favouriteColour") {
-		t.Errorf("failure: got %v, want line 2 with the server's diagnostics naming favouriteColour", f)
+	if f.File != path || f.Entry != "line 2" || !strings.Contains(f.Reason, "(at Patient.favouriteColour)") || strings.Contains(f.Reason, "entry 1") {
+		t.Errorf("failure: got %v, want line 2 with the server's diagnostics at Patient.favouriteColour (no bundle entry numbers of the loader's own bundle)", f)
 	}
 	if sum.Err() == nil {
 		t.Error("a run with a failure must end in an error (non-zero exit)")

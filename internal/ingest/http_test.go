@@ -156,7 +156,7 @@ func TestHTTPGivesUpOnAnUnreachableServerAsFatal(t *testing.T) {
 func TestRunResendsARefusedGroupAsABatchToIsolateTheBadEntry(t *testing.T) {
 	batchResponse := `{"resourceType":"Bundle","type":"batch-response","entry":[
 	  {"response":{"status":"200 OK"}},
-	  {"response":{"status":"400 Bad Request","outcome":{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"value","diagnostics":"bad date","expression":["Patient.birthDate"]}]}}},
+	  {"response":{"status":"400 Bad Request","outcome":{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"value","diagnostics":"entry 1: bad date","expression":["Bundle.entry[1].resource.birthDate"]}]}}},
 	  {"response":{"status":"201 Created"}}]}`
 	f, h, _ := newFlaky(t,
 		answer{status: 400, body: busy},

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -240,12 +241,22 @@ func send(ctx context.Context, sink Sink, b *Batch) (loaded int, fails []Failure
 		}
 		if oo, ok := r["outcome"].(fhir.Object); ok {
 			if d := outcomeText(oo); d != "" {
-				why += ": " + d
+				why += ": " + inSource(d, i, b.Types[i])
 			}
 		}
 		fails = append(fails, Failure{File: b.File, Entry: b.Where[i], Resources: 1, Reason: why})
 	}
 	return loaded, fails, nil
+}
+
+// inSource rewrites a diagnostic about entry i of a bundle the loader built
+// in terms of the input the user knows: the server's "entry 3: " prefix goes
+// (the failure already names the line) and "Bundle.entry[3].resource.x"
+// becomes "Patient.x".
+func inSource(d string, i int, typ string) string {
+	n := strconv.Itoa(i)
+	d = strings.TrimPrefix(d, "entry "+n+": ")
+	return strings.ReplaceAll(d, "Bundle.entry["+n+"].resource", typ)
 }
 
 // where names the entries a grouped batch covers, for a failure of all of them.

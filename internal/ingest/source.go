@@ -86,6 +86,7 @@ type Batch struct {
 	// transaction; Where[i] locates Entries[i] in File ("line 17", "entry 3").
 	Entries [][]byte
 	Where   []string
+	Types   []string // Types[i] is the resourceType of Entries[i]
 	// Resources is the number of resources the batch carries.
 	Resources int
 	// Bytes is how much of the input (as stored, so compressed for .gz) this
@@ -199,9 +200,10 @@ func (rd *reader) ndjson(ctx context.Context, path string, r io.Reader, cr *coun
 		if len(line) > 0 {
 			lineNo++
 			where := "line " + strconv.Itoa(lineNo)
-			if entry, ok := rd.entry(path, where, bytes.TrimSpace(line), ""); ok {
+			if entry, typ, ok := rd.entry(path, where, bytes.TrimSpace(line), ""); ok {
 				b.Entries = append(b.Entries, entry)
 				b.Where = append(b.Where, where)
+				b.Types = append(b.Types, typ)
 				b.Resources++
 				if len(b.Entries) >= rd.batchSize {
 					if err := flush(); err != nil {
@@ -228,22 +230,22 @@ func (rd *reader) ndjson(ctx context.Context, path string, r io.Reader, cr *coun
 // is kept only when it is a urn: (a bundle-local name that other resources
 // in the same bundle may reference); ok is false for a blank line or a
 // resource reported as failed.
-func (rd *reader) entry(path, where string, res []byte, fullURL string) ([]byte, bool) {
+func (rd *reader) entry(path, where string, res []byte, fullURL string) ([]byte, string, bool) {
 	if len(res) == 0 {
-		return nil, false
+		return nil, "", false
 	}
 	var h head
 	if err := json.Unmarshal(res, &h); err != nil {
 		rd.fail(Failure{File: path, Entry: where, Resources: 1, Reason: "not a JSON object: " + err.Error()})
-		return nil, false
+		return nil, "", false
 	}
 	if !typePattern.MatchString(h.ResourceType) {
 		rd.fail(Failure{File: path, Entry: where, Resources: 1, Reason: fmt.Sprintf("resourceType %q is not a resource type name", h.ResourceType)})
-		return nil, false
+		return nil, "", false
 	}
 	if h.ID != "" && !fhir.ValidID(h.ID) {
 		rd.fail(Failure{File: path, Entry: where, Resources: 1, Reason: fmt.Sprintf("%s.id %q is not a valid id", h.ResourceType, h.ID)})
-		return nil, false
+		return nil, "", false
 	}
 	e := make([]byte, 0, len(res)+len(fullURL)+100)
 	e = append(e, '{')
@@ -263,7 +265,7 @@ func (rd *reader) entry(path, where string, res []byte, fullURL string) ([]byte,
 		e = append(e, `,"request":{"method":"POST","url":"`...)
 		e = append(e, h.ResourceType...)
 	}
-	return append(e, `"}}`...), true
+	return append(e, `"}}`...), h.ResourceType, true
 }
 
 // bundleHead is what is needed to route a JSON file, decoded when
@@ -305,8 +307,8 @@ func (rd *reader) bundle(path string, data []byte, size int64) error {
 	}
 	if h.ResourceType != "Bundle" {
 		b := &Batch{File: path, Bytes: size}
-		if e, ok := rd.entry(path, "", bytes.TrimSpace(data), ""); ok {
-			b.Entries, b.Where, b.Resources = [][]byte{e}, []string{""}, 1
+		if e, typ, ok := rd.entry(path, "", bytes.TrimSpace(data), ""); ok {
+			b.Entries, b.Where, b.Types, b.Resources = [][]byte{e}, []string{""}, []string{typ}, 1
 		}
 		return rd.emit(b)
 	}
@@ -326,9 +328,10 @@ func (rd *reader) bundle(path string, data []byte, size int64) error {
 			continue
 		}
 		where := "entry " + strconv.Itoa(i)
-		if entry, ok := rd.entry(path, where, e.Resource, e.FullURL); ok {
+		if entry, typ, ok := rd.entry(path, where, e.Resource, e.FullURL); ok {
 			b.Entries = append(b.Entries, entry)
 			b.Where = append(b.Where, where)
+			b.Types = append(b.Types, typ)
 			b.Resources++
 		}
 	}
