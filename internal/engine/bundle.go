@@ -479,6 +479,9 @@ func (e *Engine) transaction(ctx context.Context, entries []*entry, now time.Tim
 			en.pre = newPut(en.typ, en.id, 1, en.res, now)
 		}
 	}
+	if len(entries) == 0 {
+		return e.responseBundle("transaction-response", entries, nil), nil
+	}
 	order := slices.Clone(entries)
 	slices.SortStableFunc(order, func(a, b *entry) int { return a.rank() - b.rank() })
 	err := e.write(ctx, func(tx store.Tx) error {
@@ -655,7 +658,10 @@ func (e *Engine) getEntry(ctx context.Context, tx store.Tx, en *entry) error {
 			}
 			entries = append(entries, fhir.Object{"fullUrl": e.fullURL(v.Type, v.ID), "resource": json.RawMessage(v.Body), "search": fhir.Object{"mode": "match"}})
 		}
-		b := fhir.Object{"resourceType": "Bundle", "type": "searchset", "entry": entries}
+		b := fhir.Object{"resourceType": "Bundle", "type": "searchset"}
+		if len(entries) > 0 {
+			b["entry"] = entries
+		}
 		if s.q.Total && res.Total >= 0 {
 			b["total"] = res.Total
 		}
@@ -720,7 +726,11 @@ func (e *Engine) responseBundle(kind string, entries []*entry, errs []error) fhi
 		}
 		out[i] = e.entryResponse(en)
 	}
-	return fhir.Object{"resourceType": "Bundle", "type": kind, "entry": out}
+	b := fhir.Object{"resourceType": "Bundle", "type": kind}
+	if len(out) > 0 { // FHIR JSON has no empty arrays
+		b["entry"] = out
+	}
+	return b
 }
 
 func (e *Engine) entryResponse(en *entry) fhir.Object {
@@ -743,7 +753,7 @@ func (e *Engine) entryResponse(en *entry) fhir.Object {
 	if v := o.Version; v != nil {
 		vs := strconv.FormatInt(v.VersionID, 10)
 		resp["etag"] = `W/"` + vs + `"`
-		resp["lastUpdated"] = fhir.FormatInstant(v.LastUpdated)
+		resp["lastModified"] = fhir.FormatInstant(v.LastUpdated)
 		if en.method != "GET" && en.method != "HEAD" {
 			resp["location"] = v.Type + "/" + v.ID + "/_history/" + vs
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/store"
+	"github.com/sharedcare/sharedcare/internal/validate"
 )
 
 // txn builds a Bundle of the given type from entry JSON snippets.
@@ -80,6 +81,9 @@ func TestTransaction(t *testing.T) {
 			}
 			if resp["type"] != "transaction-response" {
 				t.Errorf("type %v", resp["type"])
+			}
+			if _, err := validate.Resource(reparse(t, resp), validate.Options{}); err != nil {
+				t.Errorf("the response Bundle is not valid R4: %v", err)
 			}
 			en := respEntries(t, resp)
 			if status(en[0]) != "201 Created" || status(en[2]) != "201 Created" {
@@ -327,6 +331,21 @@ func TestBatch(t *testing.T) {
 		}
 		if resp["type"] != "batch-response" {
 			t.Errorf("type %v", resp["type"])
+		}
+		// The outcomes are checked on their own: the validator does not yet
+		// treat Bundle.entry.response.outcome as a nested resource.
+		plain := reparse(t, resp)
+		for _, en := range plain["entry"].([]any) {
+			r := en.(fhir.Object)["response"].(fhir.Object)
+			if oc, ok := r["outcome"].(fhir.Object); ok {
+				if _, err := validate.Resource(oc, validate.Options{}); err != nil {
+					t.Errorf("an entry outcome is not valid R4: %v", err)
+				}
+				delete(r, "outcome")
+			}
+		}
+		if _, err := validate.Resource(plain, validate.Options{}); err != nil {
+			t.Errorf("the response Bundle is not valid R4: %v", err)
 		}
 		en := respEntries(t, resp)
 		for i, want := range []string{"201 Created", "400 Bad Request", "404 Not Found", "201 Created", "400 Bad Request"} {

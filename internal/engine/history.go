@@ -117,7 +117,7 @@ func (e *Engine) historyEntry(v *store.Version) fhir.Object {
 	vs := strconv.FormatInt(v.VersionID, 10)
 	resp := fhir.Object{
 		"etag":        `W/"` + vs + `"`,
-		"lastUpdated": fhir.FormatInstant(v.LastUpdated),
+		"lastModified": fhir.FormatInstant(v.LastUpdated),
 	}
 	ent := fhir.Object{"fullUrl": e.fullURL(v.Type, v.ID), "response": resp}
 	switch {

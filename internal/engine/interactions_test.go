@@ -461,6 +461,22 @@ func TestHistory(t *testing.T) {
 				t.Errorf("oldest entry %v is not the create", last)
 			}
 		})
+		t.Run("history and search Bundles are valid R4", func(t *testing.T) {
+			h, err := e.History(ctx, "", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := validate.Resource(reparse(t, h), validate.Options{}); err != nil {
+				t.Errorf("history Bundle: %v", err)
+			}
+			s, err := e.Search(ctx, "Patient", url.Values{"_total": {"accurate"}, "bogus": {"1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := validate.Resource(reparse(t, s), validate.Options{}); err != nil {
+				t.Errorf("searchset Bundle: %v", err)
+			}
+		})
 		t.Run("history pages by cursor without skipping or repeating", func(t *testing.T) {
 			seen := map[string]bool{}
 			next := testBase + "/_history?_count=3"
