@@ -116,7 +116,7 @@ func (e *Engine) History(ctx context.Context, typ, id string, q url.Values) (fhi
 func (e *Engine) historyEntry(v *store.Version) fhir.Object {
 	vs := strconv.FormatInt(v.VersionID, 10)
 	resp := fhir.Object{
-		"etag":        `W/"` + vs + `"`,
+		"etag":         `W/"` + vs + `"`,
 		"lastModified": fhir.FormatInstant(v.LastUpdated),
 	}
 	ent := fhir.Object{"fullUrl": e.fullURL(v.Type, v.ID), "response": resp}
