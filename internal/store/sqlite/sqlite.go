@@ -76,8 +76,12 @@ const (
 	// busyTimeoutMS is how long a connection waits for a lock held by
 	// another process (an admin command on the same file) before failing.
 	busyTimeoutMS = 10000
-	// cacheKiB is each connection's page cache (negative cache_size = KiB).
-	cacheKiB = 64 << 10
+	// writerCacheKiB is the write connection's page cache (negative
+	// cache_size = KiB): the interior pages of every index a write touches.
+	writerCacheKiB = 64 << 10
+	// readerCacheKiB is each reader's page cache; readers get most pages
+	// through mmap, so a small cache keeps the pool's memory bounded.
+	readerCacheKiB = 8 << 10
 	// mmapBytes lets readers page the file in without read syscalls.
 	mmapBytes = 1 << 30
 	// pageSize is the page size of new database files.
@@ -98,7 +102,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	common := url.Values{}
 	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	common.Add("_pragma", fmt.Sprintf("cache_size(%d)", -cacheKiB))
 	common.Add("_pragma", fmt.Sprintf("mmap_size(%d)", mmapBytes))
 	common.Add("_pragma", "foreign_keys(0)")
 
@@ -107,6 +110,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// issue 2 requires every acknowledged write to be durable before the
 	// response, and group commit makes the per-commit fsync affordable.
 	wv := cloneValues(common)
+	wv.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
 	// page_size only takes effect while the file is new, so it must run
 	// before journal_mode, which the driver's _journal_mode key guarantees
 	// (it is applied after every _pragma).
@@ -157,6 +161,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// writer's back; the pool is sized for a few readers per core, which
 	// is what SQLite can use (the work is CPU-bound once pages are cached).
 	rv := cloneValues(common)
+	rv.Add("_pragma", fmt.Sprintf("cache_size(%d)", -readerCacheKiB))
 	rv.Add("_pragma", "query_only(1)")
 	if s.rdb, err = sql.Open("sqlite", path+"?"+rv.Encode()); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
