@@ -1,0 +1,95 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func schemaVersion(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int
+	if err := db.QueryRow("SELECT max(version) FROM schema_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := context.Background()
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a new file gets every migration, recorded in schema_version", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "sharedcare.db")
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if got := schemaVersion(t, path); got != len(ms) {
+			t.Errorf("schema_version = %d, want %d", got, len(ms))
+		}
+		// Opening again applies nothing twice (a second CREATE TABLE
+		// would fail).
+		s, err = Open(ctx, path)
+		if err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		s.Close()
+	})
+
+	t.Run("two stores opening one new file at once both succeed", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "sharedcare.db")
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Go(func() {
+				s, err := Open(ctx, path)
+				if err == nil {
+					defer s.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("Open %d: %v", i, err)
+			}
+		}
+	})
+
+	t.Run("a file from a newer program is refused, not written", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "sharedcare.db")
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("UPDATE schema_version SET version = 999"); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if s, err := Open(ctx, path); err == nil {
+			s.Close()
+			t.Fatal("Open of a schema newer than the program: got nil error")
+		}
+		if got := schemaVersion(t, path); got != 999 {
+			t.Errorf("schema_version changed to %d by the refused Open", got)
+		}
+	})
+}
