@@ -78,6 +78,7 @@ var tests = []struct {
 	{"Secret creates once and returns the same value to every caller", testSecret},
 	{"concurrent Read+Put increments of one resource all land", testConcurrentIncrements},
 	{"Seq is strictly increasing across and within Writes", testSeq},
+	{"a version becomes visible only after every version with a smaller Seq", testSeqVisibility},
 	{"Write and Read after Close fail cleanly", testClosed},
 	{"acknowledged writes survive Close and reopen", testReopen},
 }
@@ -979,6 +980,74 @@ func testSeq(t *testing.T, h Harness) {
 	create(t, s, "Patient", "last")
 	if v := read(t, s, "Patient", "last"); v.Seq <= hist[0].Seq {
 		t.Errorf("a later Write got Seq %d, not above %d", v.Seq, hist[0].Seq)
+	}
+}
+
+// testSeqVisibility guards history paging (HistoryQuery.Before): if a
+// version with a smaller Seq could become visible after one with a larger
+// Seq (sequence numbers taken at insert, transactions committing in another
+// order), a reader paging by Seq would skip it for good.
+func testSeqVisibility(t *testing.T, h Harness) {
+	s := h.Open(t)
+	ctx := ctxT(t)
+	const writers, perWriter = 4, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				err := s.Write(ctx, func(tx store.Tx) error {
+					// Two Puts per Write, so a transaction spans some work
+					// between taking a Seq and committing.
+					for _, typ := range []string{"Patient", "Observation"} {
+						if err := tx.Put(ctx, &store.Put{Type: typ, ID: id, VersionID: 1, LastUpdated: t0, Body: body(typ, id, 1, "")}); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	all := func() map[int64]bool {
+		vs, err := s.History(ctx, store.HistoryQuery{Count: 100000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := make(map[int64]bool, len(vs))
+		for _, v := range vs {
+			m[v.Seq] = true
+		}
+		return m
+	}
+	var failure string
+	for running := true; running && failure == ""; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		before := all()
+		var top int64
+		for seq := range before {
+			top = max(top, seq)
+		}
+		for seq := range all() {
+			if seq < top && !before[seq] {
+				failure = fmt.Sprintf("Seq %d became visible after Seq %d was already visible: history paging would skip it", seq, top)
+				break
+			}
+		}
+	}
+	<-done // the writers use t; they must finish before the test does
+	if failure != "" {
+		t.Error(failure)
 	}
 }
 
