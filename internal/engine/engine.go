@@ -12,6 +12,25 @@
 //
 // Every error returned is a *fhir.Error whose kind the HTTP layer maps to a
 // status.
+//
+// Where the specification leaves room, the engine decides:
+//   - An update whose content equals the current version writes nothing and
+//     returns the current version (Outcome.NoOp), so feeds that re-send the
+//     same Organization do not grow its history.
+//   - If-Match on a resource that does not exist or is deleted is 412 (RFC
+//     9110: there is no current representation to match).
+//   - vread of a version id that is a valid id but not one of the integers
+//     the server assigns is 404; a malformed one is 400.
+//   - Deleting what does not exist, or is already deleted, succeeds without
+//     writing. Conditional delete is single-match (412 on several).
+//   - Conditional creates write under an id derived from their criteria
+//     (condid.go), so concurrent identical conditional creates cannot both
+//     create, on PostgreSQL as on SQLite.
+//   - Search and history parameters the engine does not know are ignored
+//     (and reported, for search) unless the request asks for strict
+//     handling (WithHandling); parameters it knows but does not implement
+//     are always an error (501), and conditional criteria must be fully
+//     understood, so no result is ever wider than asked.
 package engine
 
 import (
