@@ -51,7 +51,7 @@ var aeReasons = []codes.Code{codes.ChestPain, codes.AccidentalFall, codes.Fractu
 
 // history writes the person's records at every organisation that knows them.
 func (e *emitter) history() {
-	p, rng, reg := e.p, e.rng, e.g.region
+	p, rng := e.p, e.rng
 	end := p.end()
 	band := BandOf(p.Age)
 	gp := p.GP
@@ -131,6 +131,11 @@ func (e *emitter) history() {
 			e.medication(gp, codes.Olanzapine10, rng.daytime(maxTime(c.onset, end.AddDate(-5, 0, 0))), gpDoc, !p.Alive(), c.labels...)
 			repeats = append(repeats, codes.Olanzapine10)
 		}
+	}
+
+	// Next of kin: a parent for children, a spouse or child for most older people.
+	if p.Age < 16 || (p.Age >= 65 && rng.chance(0.8)) {
+		e.relatedPerson(gp, "N", "Next-of-Kin")
 	}
 
 	// Allergies (GP record; the hospital copies them on admission).
@@ -214,7 +219,6 @@ func (e *emitter) history() {
 	e.socialCare(frail, careHome)
 	e.mentalHealth()
 	e.endOfLife(cancer, careHome)
-	_ = reg
 }
 
 func maxTime(a, b time.Time) time.Time {

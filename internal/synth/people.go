@@ -161,11 +161,21 @@ func validNHSPrefixes() []int32 {
 	nhsOnce.Do(func() {
 		nhsTable = make([]int32, 0, 910000)
 		for p := 0; p < 1000000; p++ {
-			s := strconv.Itoa(999000000 + p)
-			d, ok := nhsnumber.CheckDigit(s)
-			if ok && nhsnumber.Valid(s+strconv.Itoa(d)) {
-				nhsTable = append(nhsTable, int32(p))
+			// The same Modulus 11 rule as nhsnumber.CheckDigit, on integers:
+			// building the table with strings cost a third of a second.
+			sum, x := 0, 999000000+p
+			for w := 2; w <= 10; w++ {
+				sum += (x % 10) * w
+				x /= 10
 			}
+			d := 11 - sum%11
+			if d == 11 {
+				d = 0
+			}
+			if d == 10 || p == 999999 { // 10 is never issued; 999 999 999 9 is one digit repeated
+				continue
+			}
+			nhsTable = append(nhsTable, int32(p))
 		}
 	})
 	return nhsTable

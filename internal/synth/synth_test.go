@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -297,6 +298,24 @@ func TestReferencesStayInsideTheFolder(t *testing.T) {
 	for _, r := range refs {
 		if !ids[r[0]+"/"+r[1]] {
 			t.Errorf("%s: reference %s does not resolve inside the folder", r[0], r[1])
+		}
+	}
+}
+
+func TestNHSTableAgreesWithNHSNumberPackage(t *testing.T) {
+	want := 0
+	for p := 0; p < 1000000; p++ {
+		s := strconv.Itoa(999000000 + p)
+		if d, ok := nhsnumber.CheckDigit(s); ok && nhsnumber.Valid(s+strconv.Itoa(d)) {
+			want++
+		}
+	}
+	if got := MaxPeople(); got != want {
+		t.Fatalf("table has %d numbers, nhsnumber accepts %d", got, want)
+	}
+	for k := 0; k < MaxPeople(); k += 997 {
+		if n := nhsAt(k); !nhsnumber.Valid(n) || !nhsnumber.InTestRange(n) {
+			t.Errorf("entry %d: %s is not a valid test-range NHS number", k, n)
 		}
 	}
 }
