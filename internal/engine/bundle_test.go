@@ -203,6 +203,44 @@ func TestTransaction(t *testing.T) {
 				t.Errorf("response fullUrl %v is not the created resource's URL", en[1]["fullUrl"])
 			}
 		})
+		t.Run("an absolute fullUrl of a POST entry maps both its URL and its Type/id", func(t *testing.T) {
+			resp, err := e.Bundle(ctx, txn("transaction",
+				`{"fullUrl":"http://elsewhere.example/fhir/Patient/old-1","resource":{"resourceType":"Patient","id":"old-1"},"request":{"method":"POST","url":"Patient"}}`,
+				`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/old-1"},"focus":[{"reference":"http://elsewhere.example/fhir/Patient/old-1"}]},"request":{"method":"POST","url":"Observation"}}`), WriteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			en := respEntries(t, resp)
+			pat := typeID(location(en[0]))
+			obs := en[1]["resource"].(fhir.Object)
+			if pat == "Patient/old-1" || obs["subject"].(fhir.Object)["reference"] != pat || obs["focus"].([]any)[0].(fhir.Object)["reference"] != pat {
+				t.Errorf("patient at %s; observation references %v and %v", pat, obs["subject"], obs["focus"])
+			}
+		})
+		t.Run("a conditional reference with several matches fails the transaction", func(t *testing.T) {
+			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:nhs","value":"twin"}]}`)
+			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:nhs","value":"twin"}]}`)
+			_, err := e.Bundle(ctx, txn("transaction",
+				`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient?identifier=urn:nhs|twin"}},"request":{"method":"POST","url":"Observation"}}`), WriteOptions{})
+			wantKind(t, err, fhir.EPreconditionFailed)
+		})
+		t.Run("a conditional create entry matching several resources fails the transaction", func(t *testing.T) {
+			_, err := e.Bundle(ctx, txn("transaction",
+				`{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:nhs|twin"}}`), WriteOptions{})
+			wantKind(t, err, fhir.EPreconditionFailed)
+		})
+		t.Run("lenient handling drops unknown elements and reports them in the entry outcome", func(t *testing.T) {
+			resp, err := e.Bundle(ctx, txn("transaction",
+				`{"resource":{"resourceType":"Patient","nickname":"x"},"request":{"method":"POST","url":"Patient"}}`), WriteOptions{Lenient: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			en := respEntries(t, resp)[0]
+			oc := string(fhir.Marshal(en["response"].(fhir.Object)["outcome"]))
+			if !strings.Contains(oc, "Patient.nickname") || en["resource"].(fhir.Object)["nickname"] != nil {
+				t.Errorf("outcome %s, resource %v", oc, en["resource"])
+			}
+		})
 		t.Run("conditional update and delete entries act on their match", func(t *testing.T) {
 			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:cu","value":"1"}]}`)
 			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:cd","value":"1"}]}`)

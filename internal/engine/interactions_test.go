@@ -515,6 +515,28 @@ func TestHistory(t *testing.T) {
 				t.Fatalf("got %v, %v", h, err)
 			}
 		})
+		t.Run("_since keeps the versions written at or after it", func(t *testing.T) {
+			all, err := e.History(ctx, "Patient", "h1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries := reparse(t, all)["entry"].([]any)
+			since := entries[2].(fhir.Object)["response"].(fhir.Object)["lastModified"].(string)
+			h, err := e.History(ctx, "Patient", "h1", url.Values{"_since": {since}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := reparse(t, h)["entry"].([]any)
+			for _, en := range got {
+				lm := en.(fhir.Object)["response"].(fhir.Object)["lastModified"].(string)
+				if lm < since {
+					t.Errorf("version modified %s is before _since %s", lm, since)
+				}
+			}
+			if len(got) < 3 {
+				t.Errorf("got %d versions since %s, want at least 3", len(got), since)
+			}
+		})
 		t.Run("_since in the future gives no entries", func(t *testing.T) {
 			h, err := e.History(ctx, "", "", url.Values{"_since": {"2999-01-01T00:00:00Z"}})
 			if err != nil || h["entry"] != nil {
