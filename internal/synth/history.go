@@ -510,6 +510,35 @@ func (e *emitter) community(frail bool, home *Org) {
 			e.flag(ct, "safety", "Safety", cc(codes.AtRiskForFalls), start, dn)
 		}
 	}
+	// Other community services: podiatry for people with diabetes (annual
+	// foot protection for the at-risk group), musculoskeletal physiotherapy
+	// and the falls service.
+	service := ""
+	switch {
+	case p.Has("diabetes") && p.Age >= 40 && rng.chance(0.2):
+		service = "Diabetes foot protection (podiatry)"
+	case p.Age >= 75 && home == nil && rng.chance(0.08):
+		service = "Falls prevention service"
+	case p.Age >= 18 && rng.chance(0.04):
+		service = "Musculoskeletal physiotherapy"
+	}
+	if service != "" {
+		who := ct.staffIn(rng, RoleDistrictNurs)
+		start := rng.daytime(rng.between(end.AddDate(-3, 0, 0), end.AddDate(0, 0, -7)))
+		epRef := e.episode(ct, service, start, start.AddDate(0, 2+rng.IntN(4), 0), who)
+		for k, n := 0, 1+rng.IntN(3); k < n; k++ {
+			at := rng.daytime(rng.between(start, start.AddDate(0, 2, 0)))
+			if at.After(end) {
+				break
+			}
+			_, enc := e.encounter(ct, codes.ClassAmbulatory, cc(codes.Consultation), at, at.Add(40*time.Minute), who, text(service), ct.Sites[0].ID)
+			enc["episodeOfCare"] = []any{epRef}
+			e.remarshal(ct, enc)
+		}
+		if service == "Falls prevention service" {
+			e.flag(ct, "safety", "Safety", cc(codes.AtRiskForFalls), start, who)
+		}
+	}
 	if (p.Has("copd") && rng.chance(0.15)) || (p.Has("heart-failure") && rng.chance(0.04)) {
 		dn := ct.staffIn(rng, RoleDistrictNurs)
 		e.deviceRequest(ct, "Home oxygen concentrator", rng.daytime(rng.between(end.AddDate(-2, 0, 0), end)), dn, []any{
@@ -585,7 +614,7 @@ func (e *emitter) socialCare(frail bool, home *Org) {
 func (e *emitter) mentalHealth() {
 	p, rng := e.p, e.rng
 	var reason codes.Code
-	smi := false
+	smi, talking := false, false
 	for _, c := range p.Extra {
 		if c.code == codes.Schizophrenia || c.code == codes.BipolarDisorder {
 			reason, smi = c.code, true
@@ -597,6 +626,13 @@ func (e *emitter) mentalHealth() {
 		reason = codes.Depression
 	case p.Has("dementia") && rng.chance(0.5):
 		reason = codes.Dementia
+	case p.Age >= 18 && (p.Has("depression") || hasExtra(p, codes.AnxietyDisorder)) && rng.chance(0.15):
+		// NHS Talking Therapies, run by the mental health trust.
+		reason = codes.AnxietyDisorder
+		if p.Has("depression") {
+			reason = codes.Depression
+		}
+		talking = true
 	default:
 		return
 	}
@@ -606,6 +642,9 @@ func (e *emitter) mentalHealth() {
 	end := p.end()
 	start := rng.daytime(rng.between(end.AddDate(-3, 0, 0), end.AddDate(0, 0, -30)))
 	team := map[bool]string{true: "Community mental health team", false: "Memory assessment service"}[reason != codes.Dementia]
+	if talking {
+		team = "NHS Talking Therapies"
+	}
 	ep := e.episodeLabelled(mh, team, start, time.Time{}, cons, psy)
 	e.condition(mh, reason, start, cons, nil, time.Time{}, psy)
 	for k, n := 0, 1+rng.IntN(4); k < n; k++ {
@@ -616,7 +655,7 @@ func (e *emitter) mentalHealth() {
 		e.remarshal(mh, enc)
 		_ = encRef
 	}
-	if reason != codes.Dementia {
+	if reason != codes.Dementia && !talking {
 		e.carePlanLabelled(mh, "Mental health crisis plan", "What to do in a crisis", start, cons, []string{
 			"Early warning signs: poor sleep, withdrawing from family, stopping medication",
 			"In a crisis call the 24-hour crisis line on 0117 496 0999",
@@ -786,4 +825,13 @@ func (e *emitter) relatedPerson(o *Org, role, roleDisplay string) {
 		r["relationship"] = append(r["relationship"].([]any), text("Unpaid carer"))
 	}
 	e.add(o, r)
+}
+
+func hasExtra(p *Person, c codes.Code) bool {
+	for _, x := range p.Extra {
+		if x.code == c {
+			return true
+		}
+	}
+	return false
 }
