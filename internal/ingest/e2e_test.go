@@ -18,6 +18,7 @@ import (
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
+	"github.com/sharedcare/sharedcare/internal/synth"
 )
 
 // server starts the real API with the real engine over st on 127.0.0.1 and
@@ -252,5 +253,32 @@ func TestImportWithABadTokenStopsWithUnauthorized(t *testing.T) {
 	_, err := Run(t.Context(), sink, []string{write(t, t.TempDir(), "p.ndjson", `{"resourceType":"Patient","id":"a"}`)}, Options{})
 	if !fhir.IsKind(err, fhir.EUnauthorized) {
 		t.Errorf("got %v, want EUnauthorized", err)
+	}
+}
+
+// A generated region (issue 3) is the import's main customer: every
+// organisation's folder, in either layout, must load strictly with nothing
+// refused.
+func TestImportAGeneratedRegionStrictly(t *testing.T) {
+	for _, format := range []synth.Format{synth.NDJSON, synth.Bundle} {
+		t.Run(string(format), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "region")
+			gen, err := synth.Generate(t.Context(), dir, synth.Options{People: 150, Seed: 7, Format: format})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := backend.OpenSQLiteForTest(t)
+			base, token := server(t, st)
+			sink, _ := NewHTTP(base, HTTPOptions{Token: token})
+			sum, err := Run(t.Context(), sink, []string{dir}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Loaded != gen.Resources || sum.Failed != 0 {
+				var buf strings.Builder
+				sum.Print(&buf)
+				t.Fatalf("got %s, want all %d generated resources loaded", buf.String(), gen.Resources)
+			}
+		})
 	}
 }
