@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -305,6 +306,36 @@ func collectRefs(v any, sites []refSite) []refSite {
 	return sites
 }
 
+// elementPath finds the FHIRPath-style location (".subject",
+// ".contained[0].target[1]") of the object target inside v. The walk is only
+// made when a reference fails, so resolving references keeps no paths.
+func elementPath(v any, target fhir.Object) string {
+	want := reflect.ValueOf(target).UnsafePointer()
+	var walk func(v any, path string) (string, bool)
+	walk = func(v any, path string) (string, bool) {
+		switch x := v.(type) {
+		case fhir.Object:
+			if reflect.ValueOf(x).UnsafePointer() == want {
+				return path, true
+			}
+			for k, val := range x {
+				if p, ok := walk(val, path+"."+k); ok {
+					return p, true
+				}
+			}
+		case []any:
+			for i, it := range x {
+				if p, ok := walk(it, path+"["+strconv.Itoa(i)+"]"); ok {
+					return p, true
+				}
+			}
+		}
+		return "", false
+	}
+	p, _ := walk(v, "")
+	return p
+}
+
 // methodRank is the FHIR transaction processing order.
 func methodRank(m string) int {
 	switch m {
@@ -406,7 +437,7 @@ func (m *refMap) rewrite(ctx context.Context, tx store.Tx, en *entry) error {
 	for _, s := range en.refs {
 		to, err := m.resolve(ctx, tx, s.orig)
 		if err != nil {
-			return withExpr(err, "resource")
+			return withExpr(err, "resource"+elementPath(en.res, s.obj)+".reference")
 		}
 		s.obj["reference"] = to
 	}

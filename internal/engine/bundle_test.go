@@ -278,7 +278,7 @@ func TestTransaction(t *testing.T) {
 		}{
 			{"a conditional reference with no match fails the transaction", txn("transaction",
 				`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient?identifier=urn:nhs|none"}},"request":{"method":"POST","url":"Observation"}}`),
-				fhir.EPreconditionFailed, "Bundle.entry[0]"},
+				fhir.EPreconditionFailed, "Bundle.entry[0].resource.subject.reference"},
 			{"two entries for the same resource are 400", txn("transaction",
 				`{"resource":{"resourceType":"Patient","id":"same"},"request":{"method":"PUT","url":"Patient/same"}}`,
 				`{"request":{"method":"DELETE","url":"Patient/same"}}`), fhir.EInvalid, "Bundle.entry["},
