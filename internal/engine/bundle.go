@@ -91,25 +91,26 @@ func (e *Engine) Bundle(ctx context.Context, body []byte, o WriteOptions) (fhir.
 
 // entry is one prepared bundle entry.
 type entry struct {
-	i        int
-	method   string // GET, HEAD, POST, PUT, PATCH, DELETE
-	typ      string // "" for a system-level search
-	id       string // from the url, or assigned for POST
-	vid      string // GET .../_history/vid
-	cond     url.Values
-	derived  string     // for conditional POST and PUT: the id a create would use
-	bodyID   string     // the id in the resource as sent (PUT)
-	search   url.Values // GET Type?query
-	isSearch bool
-	ifMatch  int64
-	fullURL  string
-	res      fhir.Object
-	warnings []fhir.Issue
-	ops      []patchOp
-	refs     []refSite
-	lenient  bool
-	static   bool       // every reference could be rewritten before the store transaction
-	pre      *store.Put // POST version encoded before the store transaction
+	i         int
+	method    string // GET, HEAD, POST, PUT, PATCH, DELETE
+	typ       string // "" for a system-level search
+	id        string // from the url, or assigned for POST
+	vid       string // GET .../_history/vid
+	cond      url.Values
+	derived   string     // for conditional POST and PUT: the id a create would use
+	bodyID    string     // the id in the resource as sent (PUT)
+	search    url.Values // GET Type?query
+	isSearch  bool
+	ifMatch   int64
+	fullURL   string
+	res       fhir.Object
+	warnings  []fhir.Issue
+	ops       []patchOp
+	refs      []refSite
+	lenient   bool
+	static    bool       // every reference could be rewritten before the store transaction
+	predicted bool       // pre was encoded with predicted references (predict.go)
+	pre       *store.Put // POST version encoded before the store transaction
 
 	// Per attempt of the store transaction.
 	target  string // the id the entry acts on
@@ -369,7 +370,11 @@ type refMap struct {
 	e       *Engine
 	ids     map[string]string // fullUrl (and its relative Type/id) -> Type/id
 	dynamic map[string]bool   // fullUrls known only inside the store transaction
-	cond    map[string]string // conditional reference -> Type/id, per attempt
+	// Predictions made before the store transaction (predict.go): fullUrl
+	// -> Type/id and conditional reference -> Type/id ("" when unknown).
+	predIDs  map[string]string
+	predCond map[string]string
+	cond     map[string]string // conditional reference -> Type/id, per attempt
 }
 
 // conditionalRef reports whether s is a conditional reference Type?criteria.
@@ -513,6 +518,12 @@ func (e *Engine) transaction(ctx context.Context, entries []*entry, now time.Tim
 	if len(entries) == 0 {
 		return e.responseBundle("transaction-response", entries, nil), nil
 	}
+	for _, en := range entries {
+		if en.res != nil && !en.static {
+			e.predict(ctx, entries, m, now)
+			break
+		}
+	}
 	order := slices.Clone(entries)
 	slices.SortStableFunc(order, func(a, b *entry) int { return a.rank() - b.rank() })
 	err := e.write(ctx, func(tx store.Tx) error {
@@ -638,6 +649,9 @@ func (e *Engine) runEntry(ctx context.Context, tx store.Tx, en *entry, m *refMap
 			return nil
 		}
 		p := en.pre
+		if en.predicted && !m.predictionHolds(ctx, tx, en) {
+			p = nil
+		}
 		if p == nil {
 			if err := m.rewrite(ctx, tx, en); err != nil {
 				return err

@@ -241,6 +241,40 @@ func TestTransaction(t *testing.T) {
 				t.Errorf("outcome %s, resource %v", oc, en["resource"])
 			}
 		})
+		t.Run("a reference predicted before the store transaction is checked against what it decides", func(t *testing.T) {
+			// Outside the transaction one Patient has the identifier, so
+			// the Observation is encoded early with a reference to it; but
+			// the transaction itself creates a second one first, making
+			// the conditional reference ambiguous.
+			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:nhs","value":"predicted"}]}`)
+			_, err := e.Bundle(ctx, txn("transaction",
+				`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient?identifier=urn:nhs|predicted"}},"request":{"method":"POST","url":"Observation"}}`,
+				`{"resource":{"resourceType":"Patient","identifier":[{"system":"urn:nhs","value":"predicted"}]},"request":{"method":"POST","url":"Patient"}}`), WriteOptions{})
+			wantKind(t, err, fhir.EPreconditionFailed)
+		})
+		t.Run("many entries referring to a conditional create all get its id", func(t *testing.T) {
+			org := `{"resourceType":"Organization","identifier":[{"system":"urn:o","value":"many"}]}`
+			entries := []string{`{"fullUrl":"urn:uuid:bbbbbbbb-1111-4111-8111-111111111111","resource":` + org + `,"request":{"method":"POST","url":"Organization","ifNoneExist":"identifier=urn:o|many"}}`}
+			for range 5 {
+				entries = append(entries, `{"resource":{"resourceType":"Patient","managingOrganization":{"reference":"urn:uuid:bbbbbbbb-1111-4111-8111-111111111111"}},"request":{"method":"POST","url":"Patient"}}`)
+			}
+			for run := range 2 {
+				resp, err := e.Bundle(ctx, txn("transaction", entries...), WriteOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				en := respEntries(t, resp)
+				for i := 1; i < len(en); i++ {
+					v, err := e.Read(ctx, "Patient", strings.Split(location(en[i]), "/")[1])
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ref := parseBody(t, v.Body)["managingOrganization"].(fhir.Object)["reference"]; ref != typeID(location(en[0])) {
+						t.Errorf("run %d entry %d: stored reference %v, want %s", run, i, ref, typeID(location(en[0])))
+					}
+				}
+			}
+		})
 		t.Run("conditional update and delete entries act on their match", func(t *testing.T) {
 			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:cu","value":"1"}]}`)
 			mustCreate(t, e, "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:cd","value":"1"}]}`)
