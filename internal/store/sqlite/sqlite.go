@@ -61,6 +61,7 @@ type Store struct {
 	// the file at the start of every batch (another process may have written).
 	nextSeq int64
 	nextRID int64
+	hw      int64 // lu_hw of the latest version (see migrations/0002)
 	args    []any // scratch for index inserts
 
 	batches atomic.Int64 // COMMITs attempted, for the group-commit test
@@ -146,7 +147,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		}
 		return nil, toError(err)
 	}
-	if s.wconn, err = wdb.Conn(ctx); err != nil {
+	if s.wconn, err = connRetry(ctx, wdb); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
 	if err := migrate(ctx, s.wconn); err != nil {
@@ -187,6 +188,25 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	go s.run()
 	go s.checkpointer()
 	return s, nil
+}
+
+// connRetry gets the write connection. Switching a new file to WAL takes
+// an exclusive lock without calling the busy handler, so two processes
+// opening one new file at once can get SQLITE_BUSY here: retry for as long
+// as busy_timeout would have waited.
+func connRetry(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	for {
+		c, err := db.Conn(ctx)
+		if err == nil || !fhir.IsKind(toError(err), fhir.EUnavailable) || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func cloneValues(v url.Values) url.Values {
