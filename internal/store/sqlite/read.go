@@ -90,8 +90,11 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Ver
 		args = append(args, q.Before)
 	}
 	if !q.Since.IsZero() {
-		sb.WriteString(" AND v.last_updated >= ?")
-		args = append(args, q.Since.UnixMicro())
+		// The seq bound (see migrations/0002) confines the scan to versions
+		// written since; the last_updated test is the exact filter.
+		since := q.Since.UnixMicro()
+		sb.WriteString(" AND v.seq >= (SELECT seq FROM resource_versions WHERE lu_hw >= ? ORDER BY lu_hw, seq LIMIT 1) AND v.last_updated >= ?")
+		args = append(args, since, since)
 	}
 	n := q.Count
 	if n <= 0 {

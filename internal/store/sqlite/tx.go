@@ -121,7 +121,10 @@ func (t *tx) put(ctx context.Context, p *store.Put, exists bool, rid, oldMask in
 			return err
 		}
 	}
-	if _, err := s.w.insertVer.ExecContext(ctx, seq, rid, p.Type, p.VersionID, lu, p.Deleted, body); err != nil {
+	// A Put rolled back with its savepoint may leave hw higher than any
+	// committed row: harmless, lu_hw need only never be below last_updated.
+	s.hw = max(s.hw, lu)
+	if _, err := s.w.insertVer.ExecContext(ctx, seq, rid, p.Type, p.VersionID, lu, p.Deleted, body, s.hw); err != nil {
 		return err
 	}
 	if p.Deleted {

@@ -110,6 +110,10 @@ func (s *Store) commit(batch []*request) {
 		rollback(err)
 		return
 	}
+	if err := s.w.maxHW.QueryRowContext(ctx).Scan(&s.hw); err != nil {
+		rollback(err)
+		return
+	}
 	s.nextSeq++
 	s.nextRID++
 	for _, r := range batch {

@@ -65,6 +65,7 @@ var tests = []struct {
 	{"Tx.Search sees the transaction's own writes", testTxSearchOwnWrites},
 	{"history lists system, type and instance versions newest first", testHistoryOrder},
 	{"history Since keeps versions updated at or after it", testHistorySince},
+	{"history Since holds when lastUpdated is not in write order", testHistorySinceUnordered},
 	{"history Before pages without skips or repeats while writes happen between pages", testHistoryPaging},
 	{"search by _id", testSearchID},
 	{"search by token in the code, system|code, |code and system| forms", testSearchTokenForms},
@@ -559,6 +560,22 @@ func testHistorySince(t *testing.T, h Harness) {
 		}
 		equalStrings(t, tc.name, keys(got), tc.want)
 	}
+}
+
+// testHistorySinceUnordered: the engine stamps lastUpdated before the
+// store orders the writes, so a later write can carry an earlier time; a
+// backend must not assume lastUpdated grows with Seq.
+func testHistorySinceUnordered(t *testing.T, h Harness) {
+	s := h.Open(t)
+	put(t, s, &store.Put{Type: "Patient", ID: "late-stamp", VersionID: 1, LastUpdated: t0.Add(10 * time.Second)})
+	for i := range 5 {
+		put(t, s, &store.Put{Type: "Patient", ID: fmt.Sprintf("early%d", i), VersionID: 1, LastUpdated: t0.Add(time.Duration(i) * time.Second)})
+	}
+	got, err := s.History(ctxT(t), store.HistoryQuery{Since: t0.Add(3 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalStrings(t, "system history since 3 s", keys(got), []string{"Patient/early4/_history/1", "Patient/early3/_history/1", "Patient/late-stamp/_history/1"})
 }
 
 func testHistoryPaging(t *testing.T, h Harness) {
