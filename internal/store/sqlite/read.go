@@ -43,11 +43,17 @@ func readOne(row *sql.Row, typ, id string) (*store.Version, error) {
 
 // Read returns the latest version of a resource.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
 	return readOne(s.r.read.QueryRowContext(ctx, typ, id), typ, id)
 }
 
 // VRead returns one version of a resource.
 func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
 	v, err := scanVersion(s.r.vread.QueryRowContext(ctx, typ, id, version))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fhir.Errorf(fhir.ENotFound, "", "%s/%s has no version %d", typ, id, version)
@@ -64,6 +70,9 @@ const defaultCount = 100
 // History lists versions newest first. Instance history of a resource that
 // never existed is ENotFound.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Version, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
 	if q.Type == "" && q.ID != "" {
 		return nil, fhir.Internal(errors.New("sqlite: history with an id but no type"))
 	}

@@ -14,6 +14,9 @@ import (
 // Search returns current, non-deleted resources matching q, ordered by rid,
 // one page at a time.
 func (s *Store) Search(ctx context.Context, q *store.Query) (*store.Result, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
 	return search(ctx, s.rq, q)
 }
 

@@ -65,6 +65,7 @@ type Store struct {
 	args    []any // scratch for index inserts
 
 	batches atomic.Int64 // COMMITs attempted, for the group-commit test
+	down    atomic.Bool  // set by Close: reads fail fast with EUnavailable
 }
 
 var _ store.Store = (*Store)(nil)
@@ -227,6 +228,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.down.Store(true)
 	close(s.reqs)
 	s.mu.Unlock()
 	<-s.done
@@ -253,10 +255,7 @@ func (s *Store) Close() error {
 
 // Ping reports whether the store can serve requests.
 func (s *Store) Ping(ctx context.Context) error {
-	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.down.Load() {
 		return errClosed()
 	}
 	var one int
@@ -270,6 +269,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Two callers racing on a new name may both call generate, but the writer
 // serialises their inserts and both return the first one stored.
 func (s *Store) Secret(ctx context.Context, name string, generate func() ([]byte, error)) ([]byte, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
 	var v []byte
 	err := s.r.secretGet.QueryRowContext(ctx, name).Scan(&v)
 	if err == nil {

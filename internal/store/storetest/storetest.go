@@ -1091,6 +1091,12 @@ func testClosed(t *testing.T, h Harness) {
 	if _, err := s.Read(context.Background(), "Patient", "p"); err == nil {
 		t.Error("Read after Close: got nil error")
 	}
+	if _, err := s.Search(context.Background(), &store.Query{Types: []string{"Patient"}}); err == nil {
+		t.Error("Search after Close: got nil error")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("a second Close: %v, want nil", err)
+	}
 	if err := s.Ping(context.Background()); err == nil {
 		t.Error("Ping after Close: got nil error")
 	}
