@@ -319,3 +319,114 @@ func TestNHSTableAgreesWithNHSNumberPackage(t *testing.T) {
 		}
 	}
 }
+
+// The disagreements a master patient index must cope with all occur, and
+// each organisation's copy still belongs to one true person.
+func TestPatientCopiesDisagreeInEveryRealisticWay(t *testing.T) {
+	dir, _ := generate(t, 3000, 8, NDJSON)
+	truth := map[string]string{}
+	for _, row := range readCSV(t, filepath.Join(dir, "truth.csv"))[1:] {
+		truth[row[0]+"/"+row[1]] = row[2]
+	}
+	type demo struct{ family, given, birth, postcode, nhs string }
+	of := func(r fhir.Object) demo {
+		n := r["name"].([]any)[0].(fhir.Object)
+		a := r["address"].([]any)[0].(fhir.Object)
+		return demo{n["family"].(string), n["given"].([]any)[0].(string), r["birthDate"].(string), a["postalCode"].(string), nhsOf(r)}
+	}
+	gp := map[string]demo{}
+	var others []struct {
+		person string
+		d      demo
+	}
+	eachResource(t, dir, func(ods string, r fhir.Object, _ []byte) {
+		if fhir.ResourceType(r) != "Patient" {
+			return
+		}
+		person := truth[ods+"/"+fhir.ID(r)]
+		if strings.HasPrefix(ods, "Z9") && len(ods) == 6 {
+			gp[person] = of(r)
+			return
+		}
+		others = append(others, struct {
+			person string
+			d      demo
+		}{person, of(r)})
+	})
+	counts := map[string]int{}
+	for _, o := range others {
+		g := gp[o.person]
+		if o.d.nhs == "" {
+			counts["missing NHS number"]++
+		}
+		if o.d.family != g.family {
+			counts["different surname"]++
+		}
+		if o.d.given != g.given {
+			counts["different given name"]++
+		}
+		if o.d.postcode != g.postcode {
+			counts["different address"]++
+		}
+		if o.d.birth != g.birth {
+			if o.d.birth[:4] == g.birth[:4] && o.d.birth[5:7] == g.birth[8:10] && o.d.birth[8:10] == g.birth[5:7] {
+				counts["day and month swapped"]++
+			} else {
+				t.Errorf("person %s: birth date %s at one organisation, %s at the GP: only a day/month swap is modelled", o.person, o.d.birth, g.birth)
+			}
+		}
+	}
+	for _, kind := range []string{"missing NHS number", "different surname", "different given name", "different address", "day and month swapped"} {
+		if counts[kind] == 0 {
+			t.Errorf("no Patient copy with a %s", kind)
+		}
+	}
+	if counts["missing NHS number"] > len(others)/5 {
+		t.Errorf("%d of %d copies lack an NHS number; want a minority", counts["missing NHS number"], len(others))
+	}
+}
+
+// Sensitive records carry the labels issue 6's rules act on: everything
+// clinical at the mental health trust is PSY and restricted, and very
+// restricted records exist only at GP practices.
+func TestSensitivityLabels(t *testing.T) {
+	dir, _ := generate(t, 3000, 8, NDJSON)
+	seen := map[string]int{}
+	eachResource(t, dir, func(ods string, r fhir.Object, _ []byte) {
+		var labels []string
+		if m, ok := r["meta"].(fhir.Object); ok {
+			for _, s := range m["security"].([]any) {
+				c := s.(fhir.Object)
+				switch c["system"] {
+				case "http://terminology.hl7.org/CodeSystem/v3-ActCode", "http://terminology.hl7.org/CodeSystem/v3-Confidentiality":
+				default:
+					t.Errorf("%s/%s: label system %v", ods, fhir.ID(r), c["system"])
+				}
+				labels = append(labels, c["code"].(string))
+				seen[c["code"].(string)]++
+			}
+		}
+		typ := fhir.ResourceType(r)
+		clinical := typ == "Condition" || typ == "Encounter" || typ == "EpisodeOfCare" || typ == "CarePlan"
+		if ods == "RZ8" && clinical && !(slicesContains(labels, "PSY") && slicesContains(labels, "R")) {
+			t.Errorf("%s/%s at the mental health trust has labels %v, want PSY and R", typ, fhir.ID(r), labels)
+		}
+		if slicesContains(labels, "V") && !(strings.HasPrefix(ods, "Z9") && len(ods) == 6) {
+			t.Errorf("%s/%s at %s is very restricted; only GP practices hold V records", typ, fhir.ID(r), ods)
+		}
+	})
+	for _, code := range []string{"PSY", "STD", "SEX", "ETH", "SDV", "R", "V"} {
+		if seen[code] == 0 {
+			t.Errorf("no record labelled %s", code)
+		}
+	}
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
