@@ -76,11 +76,8 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Ver
 	if q.Type == "" && q.ID != "" {
 		return nil, fhir.Internal(errors.New("sqlite: history with an id but no type"))
 	}
-	var sb strings.Builder
-	var args []any
-	sb.WriteString("SELECT " + versionCols + " FROM resource_versions v JOIN resources r ON r.rid = v.rid WHERE 1")
+	var rid int64
 	if q.ID != "" {
-		var rid int64
 		err := s.r.ridOf.QueryRowContext(ctx, q.Type, q.ID).Scan(&rid)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fhir.Errorf(fhir.ENotFound, "", "%s/%s is not known", q.Type, q.ID)
@@ -88,6 +85,45 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Ver
 		if err != nil {
 			return nil, toError(err)
 		}
+	}
+	sqlText, args := historySQL(q, rid)
+	n := q.Count
+	if n <= 0 {
+		n = defaultCount
+	}
+	st, tmp, err := s.rq.get(ctx, sqlText)
+	if err != nil {
+		return nil, toError(err)
+	}
+	if tmp {
+		defer st.Close()
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, toError(err)
+	}
+	defer rows.Close()
+	out := make([]*store.Version, 0, min(n, 64))
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, toError(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, toError(err)
+	}
+	return out, nil
+}
+
+// historySQL selects versions for q, rid being the resource's for instance
+// history; its last argument is the row limit.
+func historySQL(q store.HistoryQuery, rid int64) (string, []any) {
+	var sb strings.Builder
+	var args []any
+	sb.WriteString("SELECT " + versionCols + " FROM resource_versions v JOIN resources r ON r.rid = v.rid WHERE 1")
+	if q.ID != "" {
 		sb.WriteString(" AND v.rid = ?")
 		args = append(args, rid)
 	} else if q.Type != "" {
@@ -116,29 +152,5 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]*store.Ver
 	} else {
 		sb.WriteString(" ORDER BY v.seq DESC LIMIT ?")
 	}
-	args = append(args, n)
-	st, tmp, err := s.rq.get(ctx, sb.String())
-	if err != nil {
-		return nil, toError(err)
-	}
-	if tmp {
-		defer st.Close()
-	}
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, toError(err)
-	}
-	defer rows.Close()
-	out := make([]*store.Version, 0, min(n, 64))
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			return nil, toError(err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, toError(err)
-	}
-	return out, nil
+	return sb.String(), append(args, n)
 }

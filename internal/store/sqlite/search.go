@@ -51,10 +51,8 @@ func search(ctx context.Context, qc *queryCache, q *store.Query) (*store.Result,
 		res.Total = total
 	}
 
-	sqlText := "SELECT r.rid, " + versionCols + " FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE " +
-		b.sb.String() + " AND r.rid > ? ORDER BY r.rid LIMIT ?"
 	args := append(b.args, after, n+1)
-	st, tmp, err := qc.get(ctx, sqlText)
+	st, tmp, err := qc.get(ctx, b.pageSQL())
 	if err != nil {
 		return nil, toError(err)
 	}
@@ -173,8 +171,19 @@ func (b *sqlBuilder) cond(c store.Cond, types []string) error {
 	return nil
 }
 
+// pageSQL selects one page; its last two arguments are the cursor's rid
+// and the row limit.
+func (b *sqlBuilder) pageSQL() string {
+	return "SELECT r.rid, " + versionCols + " FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE " +
+		b.sb.String() + " AND r.rid > ? ORDER BY r.rid LIMIT ?"
+}
+
+func (b *sqlBuilder) countSQL() string {
+	return "SELECT count(*) FROM resources r WHERE " + b.sb.String()
+}
+
 func (b *sqlBuilder) count(ctx context.Context, qc *queryCache) (int, error) {
-	st, tmp, err := qc.get(ctx, "SELECT count(*) FROM resources r WHERE "+b.sb.String())
+	st, tmp, err := qc.get(ctx, b.countSQL())
 	if err != nil {
 		return 0, toError(err)
 	}
