@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,5 +88,50 @@ func TestGroupCommit(t *testing.T) {
 		if err != nil || rerr != nil {
 			t.Errorf("Write %s in the batch: write error %v, read error %v; want none", id, err, rerr)
 		}
+	}
+}
+
+// TestSizes checks that Sizes accounts for the bodies and the index rows
+// written.
+func TestSizes(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "sharedcare.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	size := func(name string) int64 {
+		sizes, err := s.Sizes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range sizes {
+			if ts.Name == name {
+				return ts.Bytes
+			}
+		}
+		t.Fatalf("Sizes lists no %q", name)
+		return 0
+	}
+	v0, i0 := size("resource_versions"), size("idx_token_code")
+	body := []byte(`{"resourceType":"Patient","text":"` + strings.Repeat("x", 2000) + `"}`)
+	err = s.Write(ctx, func(tx store.Tx) error {
+		for i := range 200 {
+			p := &store.Put{Type: "Patient", ID: fmt.Sprint(i), VersionID: 1, LastUpdated: time.Now(), Body: body,
+				Index: store.Index{Tokens: []store.Token{{Param: "identifier", System: "https://fhir.nhs.uk/Id/nhs-number", Code: fmt.Sprint(9000000000 + i)}}}}
+			if err := tx.Put(ctx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1 := size("resource_versions"); v1-v0 < 200*2000 {
+		t.Errorf("resource_versions grew by %d bytes for 200 bodies of 2 KB, want at least 400,000", v1-v0)
+	}
+	if i1 := size("idx_token_code"); i1 <= i0 {
+		t.Errorf("idx_token_code did not grow (%d -> %d) with 200 token rows", i0, i1)
 	}
 }

@@ -355,3 +355,33 @@ func (s *Store) checkpointer() {
 		s.ckdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
 	}
 }
+
+// TableSize is the space one table or index takes in the database file.
+type TableSize struct {
+	Name  string // table or index name, e.g. "idx_token" or "idx_token_code"
+	Bytes int64
+}
+
+// Sizes reports the space of every table and index, largest first, for
+// figures such as index bytes per resource (docs/BENCHMARKS.md). It reads
+// every page of the file, so it is for benchmarks and operators, not for
+// request paths.
+func (s *Store) Sizes(ctx context.Context) ([]TableSize, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
+	rows, err := s.rdb.QueryContext(ctx, "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC, 1")
+	if err != nil {
+		return nil, toError(err)
+	}
+	defer rows.Close()
+	var out []TableSize
+	for rows.Next() {
+		var ts TableSize
+		if err := rows.Scan(&ts.Name, &ts.Bytes); err != nil {
+			return nil, toError(err)
+		}
+		out = append(out, ts)
+	}
+	return out, toError(rows.Err())
+}
