@@ -705,6 +705,16 @@ func TestValidateAndCapabilities(t *testing.T) {
 			_, err = e.Read(ctx, "Patient", "v1")
 			wantKind(t, err, fhir.ENotFound)
 		})
+		t.Run("a resource wrapped in Parameters is validated", func(t *testing.T) {
+			oo, err := e.Validate(ctx, "Patient", []byte(`{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient","gender":"robot"}}]}`), WriteOptions{})
+			if err != nil || oo["issue"].([]any)[0].(fhir.Object)["severity"] != "error" {
+				t.Fatalf("got %v, %v", oo, err)
+			}
+		})
+		t.Run("a body of another type is 400", func(t *testing.T) {
+			_, err := e.Validate(ctx, "Patient", []byte(`{"resourceType":"Group"}`), WriteOptions{})
+			wantKind(t, err, fhir.EInvalid)
+		})
 		t.Run("the CapabilityStatement lists what is implemented", func(t *testing.T) {
 			c := e.Capabilities()
 			rest := c["rest"].([]any)[0].(fhir.Object)
