@@ -41,29 +41,6 @@ func readOne(row *sql.Row, typ, id string) (*store.Version, error) {
 	return v, nil
 }
 
-// Read returns the latest version of a resource.
-func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
-	if s.down.Load() {
-		return nil, errClosed()
-	}
-	return readOne(s.r.read.QueryRowContext(ctx, typ, id), typ, id)
-}
-
-// VRead returns one version of a resource.
-func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
-	if s.down.Load() {
-		return nil, errClosed()
-	}
-	v, err := scanVersion(s.r.vread.QueryRowContext(ctx, typ, id, version))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fhir.Errorf(fhir.ENotFound, "", "%s/%s has no version %d", typ, id, version)
-	}
-	if err != nil {
-		return nil, toError(err)
-	}
-	return v, nil
-}
-
 // defaultCount is the page size when a query gives none (store contract).
 const defaultCount = 100
 

@@ -47,6 +47,8 @@ type Store struct {
 	r   *stmts  // statements prepared on rdb
 	rq  *queryCache
 
+	fast chan *fastReader // read-by-id connections (fastread.go)
+
 	reqs   chan *request
 	mu     sync.RWMutex // guards closed against Write's send on reqs
 	closed bool
@@ -140,6 +142,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			s.wconn.Close()
 		}
 		wdb.Close()
+		for s.fast != nil && len(s.fast) > 0 {
+			(<-s.fast).close()
+		}
 		if s.rdb != nil {
 			s.rdb.Close()
 		}
@@ -168,15 +173,25 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if s.rdb, err = sql.Open("sqlite", path+"?"+rv.Encode()); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
+	// n connections serve read by id (held outside the pool, see
+	// fastread.go), n more everything else.
 	n := 4 * runtime.GOMAXPROCS(0)
-	s.rdb.SetMaxOpenConns(n)
-	s.rdb.SetMaxIdleConns(n)
+	s.rdb.SetMaxOpenConns(2 * n)
+	s.rdb.SetMaxIdleConns(2 * n)
 	s.rdb.SetConnMaxLifetime(0)
 	s.rdb.SetConnMaxIdleTime(0)
 	if s.r, err = prepare(ctx, s.rdb.PrepareContext, false); err != nil {
 		return fail(err)
 	}
 	s.rq = newQueryCache(s.rdb.PrepareContext)
+	s.fast = make(chan *fastReader, n)
+	for range n {
+		fr, err := newFastReader(ctx, s.rdb)
+		if err != nil {
+			return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+		}
+		s.fast <- fr
+	}
 
 	if s.ckdb, err = sql.Open("sqlite", path+"?"+common.Encode()); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
@@ -237,6 +252,10 @@ func (s *Store) Close() error {
 
 	var errs []error
 	errs = append(errs, s.ckdb.Close())
+	for range cap(s.fast) {
+		(<-s.fast).close() // waits for reads in flight to hand theirs back
+	}
+	close(s.fast) // a Read still waiting for a reader gets EUnavailable
 	s.r.close()
 	s.rq.close()
 	errs = append(errs, s.rdb.Close())

@@ -81,6 +81,13 @@ func insertSQL(k, n int) string {
 // versionCols are the columns scanned by scanVersion, in its order.
 const versionCols = "r.type, r.id, v.version, v.last_updated, v.deleted, v.seq, v.body"
 
+// readSQL is read by id: one indexed lookup of (type, id), then the body by
+// rowid.
+const readSQL = "SELECT " + versionCols + " FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?"
+
+// vreadSQL reads one version through the (rid, version) index.
+const vreadSQL = "SELECT " + versionCols + " FROM resources r JOIN resource_versions v ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?"
+
 type prepareFunc func(ctx context.Context, query string) (*sql.Stmt, error)
 
 func prepare(ctx context.Context, p prepareFunc, writer bool) (*stmts, error) {
@@ -100,8 +107,8 @@ func prepare(ctx context.Context, p prepareFunc, writer bool) (*stmts, error) {
 	}
 	prep(&s.ping, "SELECT 1")
 	// One indexed lookup of (type, id), then the body by rowid.
-	prep(&s.read, "SELECT "+versionCols+" FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?")
-	prep(&s.vread, "SELECT "+versionCols+" FROM resources r JOIN resource_versions v ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?")
+	prep(&s.read, readSQL)
+	prep(&s.vread, vreadSQL)
 	prep(&s.secretGet, "SELECT value FROM secrets WHERE name = ?")
 	prep(&s.ridOf, "SELECT rid FROM resources WHERE type = ? AND id = ?")
 	if !writer {
