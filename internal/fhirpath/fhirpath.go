@@ -1,0 +1,168 @@
+// Package fhirpath is the FHIRPath engine (FHIRPath 2.0.0, the normative
+// release used by FHIR R4) over parsed FHIR JSON (fhir.Object), typed by
+// the generated R4 model in internal/fhir/r4.
+//
+// Search indexing evaluates every search parameter's expression on every
+// write, and validation evaluates invariants, so an expression is compiled
+// once (Compile) into a tree that evaluates without re-parsing or
+// reflection; navigation caches the model lookups per node.
+//
+// Results are collections of Value: a node of the resource that knows its
+// FHIR type (HumanName, Period, dateTime, Quantity, ...) and its JSON, or
+// a System value computed by the expression. resolve() does not fetch
+// anything unless given a Resolver: it resolves contained resources and
+// Bundle entries locally and otherwise returns a stand-in that only knows
+// the target's type, which is what search parameters such as
+// Observation.subject.where(resolve() is Patient) need.
+//
+// Not supported: memberOf, subsumes and subsumedBy (they need a
+// terminology server), conformsTo and slice (they need profiles).
+package fhirpath
+
+import (
+	"time"
+
+	"github.com/sharedcare/sharedcare/internal/fhir"
+)
+
+// Expression is a compiled FHIRPath expression, safe for concurrent use.
+type Expression struct {
+	src  string
+	root node
+}
+
+// Compile parses expr. Errors are *fhir.Error of kind EInvalid naming the
+// offset of the problem; unknown functions and wrong argument counts are
+// caught here, before any data is seen.
+func Compile(expr string) (e *Expression, err error) {
+	defer func() {
+		// The parser is recursive over untrusted text; a pathological
+		// expression must fail, not crash the server.
+		if r := recover(); r != nil {
+			e, err = nil, syntaxErr(0, "expression too complex")
+		}
+	}()
+	if len(expr) > 1<<16 {
+		return nil, syntaxErr(0, "expression longer than 64KiB")
+	}
+	root, err := parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	return &Expression{src: expr, root: root}, nil
+}
+
+// MustCompile is Compile for expressions written in the source code; it
+// panics on an error.
+func MustCompile(expr string) *Expression {
+	e, err := Compile(expr)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// String returns the expression's source text.
+func (e *Expression) String() string { return e.src }
+
+// Option adjusts one evaluation.
+type Option func(*options)
+
+type options struct {
+	vars     map[string][]Value
+	now      time.Time
+	resolver func(ref string) fhir.Object
+	trace    func(name string, values []Value)
+}
+
+// WithVariable binds %name to a value: a fhir.Object, string, bool,
+// int, int64, float64 or a []Value.
+func WithVariable(name string, value any) Option {
+	return func(o *options) {
+		if o.vars == nil {
+			o.vars = map[string][]Value{}
+		}
+		o.vars[name] = valuesOf(value)
+	}
+}
+
+// WithNow fixes the time now(), today() and timeOfDay() return.
+func WithNow(t time.Time) Option { return func(o *options) { o.now = t } }
+
+// WithResolver makes resolve() fetch references (as written in the
+// resource: "Patient/1", "#c1", absolute URLs); a nil result drops the
+// reference.
+func WithResolver(r func(ref string) fhir.Object) Option {
+	return func(o *options) { o.resolver = r }
+}
+
+// WithTrace receives the output of trace() calls.
+func WithTrace(f func(name string, values []Value)) Option {
+	return func(o *options) { o.trace = f }
+}
+
+// Evaluate evaluates the expression with resource as the context (and
+// %resource, %context). resource may be nil for expressions that do not
+// look at one.
+func (e *Expression) Evaluate(resource fhir.Object, opts ...Option) ([]Value, error) {
+	var in []Value
+	if resource != nil {
+		in = []Value{resourceValue(resource)}
+	}
+	return e.eval(in, in, opts)
+}
+
+// EvaluateOn evaluates the expression with focus as the context and
+// resource as %resource: the components of a composite search parameter
+// are evaluated so, on each node the parameter's expression selected.
+func (e *Expression) EvaluateOn(resource fhir.Object, focus Value, opts ...Option) ([]Value, error) {
+	var root []Value
+	if resource != nil {
+		root = []Value{resourceValue(resource)}
+	}
+	return e.eval(root, []Value{focus}, opts)
+}
+
+func (e *Expression) eval(root, in []Value, opts []Option) (out []Value, err error) {
+	c := evalCtx{resource: root, this: in}
+	for _, o := range opts {
+		o(&c.opts)
+	}
+	if c.opts.now.IsZero() {
+		c.opts.now = time.Now()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, evalErr("internal failure evaluating %q: %v", e.src, r)
+		}
+	}()
+	return e.root.eval(&c, in)
+}
+
+// valuesOf turns a Go value into a collection for WithVariable.
+func valuesOf(x any) []Value {
+	switch v := x.(type) {
+	case nil:
+		return nil
+	case []Value:
+		return v
+	case Value:
+		return []Value{v}
+	case fhir.Object:
+		if _, ok := v["resourceType"]; ok {
+			return []Value{resourceValue(v)}
+		}
+		return []Value{{data: v}}
+	case string:
+		return []Value{sysString(v)}
+	case bool:
+		return []Value{sysBool(v)}
+	case int:
+		return []Value{sysInt(int64(v))}
+	case int64:
+		return []Value{sysInt(v)}
+	case float64:
+		return []Value{sysDecimal(decimal{v, -1})}
+	}
+	return nil
+}
