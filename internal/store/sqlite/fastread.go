@@ -133,8 +133,17 @@ func (s *Store) fastRead(ctx context.Context, fn func(*fastReader) (*store.Versi
 	case <-ctx.Done():
 		return nil, toError(ctx.Err())
 	}
-	defer func() { s.fast <- fr }()
-	return fn(fr)
+	v, err := fn(fr)
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
+		// The connection is gone (SQLite connections do not normally
+		// break): replace it so that the pool does not shrink for good.
+		if nfr, nerr := newFastReader(context.WithoutCancel(ctx), s.rdb); nerr == nil {
+			fr.close()
+			fr = nfr
+		}
+	}
+	s.fast <- fr
+	return v, err
 }
 
 // Read returns the latest version of a resource.
