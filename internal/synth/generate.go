@@ -77,7 +77,7 @@ func (g *Generator) person(i int) *personOut {
 // batchSize is how many people are generated before they are written:
 // large enough to keep every worker busy, small enough that memory does not
 // depend on the number of people.
-const batchSize = 256
+const batchSize = 64
 
 // Generate writes the region for opt into dir (created if needed; it must
 // be empty of a previous region, since files are appended to).

@@ -98,7 +98,7 @@ func (e *emitter) history() {
 			meds = nil
 		}
 		if c.Name == "copd" && rng.chance(0.3) {
-			e.medication(gp, codes.Prednisolone5, rng.daytime(rng.between(end.AddDate(-1, 0, 0), end)), gpDoc, false)
+			e.medication(gp, codes.Prednisolone5, rng.daytime(rng.between(e.since(1), end)), gpDoc, false)
 		}
 		for _, m := range meds {
 			if p.Age < 18 && m != codes.Salbutamol100 && m != codes.InsulinGlargine {
@@ -147,12 +147,16 @@ func (e *emitter) history() {
 	// Routine and acute GP consultations over the last two years.
 	nGP := rng.poisson(gpRate[band] * 2)
 	for k := 0; k < nGP; k++ {
-		at := rng.daytime(rng.between(end.AddDate(-2, 0, 0), end))
+		at := rng.daytime(rng.between(e.since(2), end))
 		who := gp.staffIn(rng, RoleGP, RolePracticeNurs)
 		a := pick(rng, gpAcute)
 		enc, _ := e.encounter(gp, codes.ClassAmbulatory, cc(codes.Consultation), at, at.Add(10*time.Minute), who, cc(a.code), gp.Sites[0].ID)
 		if rng.chance(0.5) {
-			e.condition(gp, a.code, at, who, enc, at.AddDate(0, 0, a.days), nil)
+			resolved := at.AddDate(0, 0, a.days)
+			if resolved.After(end) {
+				resolved = time.Time{} // still active on Ref
+			}
+			e.condition(gp, a.code, at, who, enc, resolved, nil)
 		}
 		if a.med != nil && rng.chance(0.6) && who.Role == RoleGP {
 			e.medication(gp, *a.med, at, who, false)
@@ -176,8 +180,8 @@ func (e *emitter) history() {
 				e.immunisation(gp, codes.InfluenzaVaccine, at, nurse)
 			}
 		}
-		if rng.chance(0.7) {
-			e.immunisation(gp, codes.PneumococcalVaccine, rng.daytime(p.Birth.AddDate(65, 0, rng.IntN(300))), nurse)
+		if at := rng.daytime(p.Birth.AddDate(65, 0, rng.IntN(300))); at.Before(end) && rng.chance(0.7) {
+			e.immunisation(gp, codes.PneumococcalVaccine, at, nurse)
 		}
 	}
 	if p.Age >= 75 && rng.chance(0.7) {
@@ -190,13 +194,13 @@ func (e *emitter) history() {
 	// plan; adult safeguarding concerns for frail older people), domestic
 	// abuse (labelled very restricted: it must never leave the practice).
 	if p.Age < 18 && rng.chance(0.006) {
-		e.flag(gp, "safety", "Safety", text("Child protection plan in place: discuss with safeguarding lead before sharing"), rng.daytime(rng.between(end.AddDate(-2, 0, 0), end)), gpDoc, codes.LabelRestricted)
+		e.flag(gp, "safety", "Safety", text("Child protection plan in place: discuss with safeguarding lead before sharing"), rng.daytime(rng.between(e.since(2), end)), gpDoc, codes.LabelRestricted)
 	}
 	if p.Age >= 75 && rng.chance(0.004) {
-		e.flag(gp, "safety", "Safety", text("Adult safeguarding concern: financial abuse suspected"), rng.daytime(rng.between(end.AddDate(-2, 0, 0), end)), gpDoc, codes.LabelRestricted)
+		e.flag(gp, "safety", "Safety", text("Adult safeguarding concern: financial abuse suspected"), rng.daytime(rng.between(e.since(2), end)), gpDoc, codes.LabelRestricted)
 	}
 	if p.Age >= 18 && rng.chance(map[bool]float64{true: 0.004, false: 0.012}[p.Male]) {
-		e.flag(gp, "safety", "Safety", text("Domestic abuse: do not disclose address or contact details"), rng.daytime(rng.between(end.AddDate(-3, 0, 0), end)), gpDoc, codes.LabelSDV, codes.LabelVeryRestr)
+		e.flag(gp, "safety", "Safety", text("Domestic abuse: do not disclose address or contact details"), rng.daytime(rng.between(e.since(3), end)), gpDoc, codes.LabelSDV, codes.LabelVeryRestr)
 	}
 
 	// Pharmacy: the nominated pharmacy dispenses every repeat medicine.
@@ -219,6 +223,13 @@ func (e *emitter) history() {
 	e.socialCare(frail, careHome)
 	e.mentalHealth()
 	e.endOfLife(cancer, careHome)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -270,7 +281,7 @@ func (e *emitter) allergy(o *Org, a allergyDef, who *Staff) {
 		"criticality":        crit,
 		"code":               cc(a.code),
 		"patient":            e.patient(o),
-		"recordedDate":       dateTime(e.rng.daytime(e.rng.between(e.p.Birth.AddDate(1, 0, 0), e.p.end()))),
+		"recordedDate":       dateTime(e.rng.daytime(e.rng.between(minTime(e.p.Birth.AddDate(1, 0, 0), e.p.end()), e.p.end()))),
 		"recorder":           staffRef(who),
 		"reaction":           []any{fhir.Object{"manifestation": []any{text(a.reaction)}}},
 	})
@@ -313,7 +324,7 @@ func (e *emitter) hospital(allergies []allergyDef, cancer codes.Code) {
 	acute := e.g.region.one(AcuteTrust)
 	band := BandOf(p.Age)
 	end := p.end()
-	from := end.AddDate(-3, 0, 0)
+	from := e.since(3)
 	copied := false
 	admit := func(start time.Time, reason codes.Code, emergency bool) {
 		if !copied {
@@ -423,7 +434,7 @@ func (e *emitter) ambulance() {
 	acute := e.g.region.one(AcuteTrust)
 	end := p.end()
 	for k, n := 0, rng.poisson(ambulanceRate[BandOf(p.Age)]*3); k < n; k++ {
-		at := rng.between(end.AddDate(-3, 0, 0), end)
+		at := rng.between(e.since(3), end)
 		para := amb.staffIn(rng, RoleParamedic)
 		reason := pick(rng, []codes.Code{codes.AccidentalFall, codes.ChestPain, codes.Pneumonia, codes.ConcussionNoLOC})
 		encRef, enc := e.encounter(amb, codes.ClassField, text("Emergency ambulance response"), at, at.Add(time.Duration(40+rng.IntN(60))*time.Minute), para, cc(reason), "")
@@ -498,7 +509,7 @@ func (e *emitter) community(frail bool, home *Org) {
 	end := p.end()
 	if frail && home == nil && rng.chance(0.18) {
 		dn := ct.staffIn(rng, RoleDistrictNurs)
-		start := rng.between(end.AddDate(-2, 0, 0), end.AddDate(0, 0, -30))
+		start := rng.between(e.since(2), end.AddDate(0, 0, -30))
 		epRef := e.episode(ct, "District nursing", start, time.Time{}, dn)
 		for k, n := 0, 2+rng.IntN(6); k < n; k++ {
 			at := rng.daytime(rng.between(start, end))
@@ -524,8 +535,12 @@ func (e *emitter) community(frail bool, home *Org) {
 	}
 	if service != "" {
 		who := ct.staffIn(rng, RoleDistrictNurs)
-		start := rng.daytime(rng.between(end.AddDate(-3, 0, 0), end.AddDate(0, 0, -7)))
-		epRef := e.episode(ct, service, start, start.AddDate(0, 2+rng.IntN(4), 0), who)
+		start := rng.daytime(rng.between(e.since(3), end.AddDate(0, 0, -7)))
+		stop := start.AddDate(0, 2+rng.IntN(4), 0)
+		if stop.After(end) {
+			stop = time.Time{} // still under the service on Ref
+		}
+		epRef := e.episode(ct, service, start, stop, who)
 		for k, n := 0, 1+rng.IntN(3); k < n; k++ {
 			at := rng.daytime(rng.between(start, start.AddDate(0, 2, 0)))
 			if at.After(end) {
@@ -541,7 +556,7 @@ func (e *emitter) community(frail bool, home *Org) {
 	}
 	if (p.Has("copd") && rng.chance(0.15)) || (p.Has("heart-failure") && rng.chance(0.04)) {
 		dn := ct.staffIn(rng, RoleDistrictNurs)
-		e.deviceRequest(ct, "Home oxygen concentrator", rng.daytime(rng.between(end.AddDate(-2, 0, 0), end)), dn, []any{
+		e.deviceRequest(ct, "Home oxygen concentrator", rng.daytime(rng.between(e.since(2), end)), dn, []any{
 			fhir.Object{"code": text("Oxygen flow rate"), "valueQuantity": qty(float64(1+rng.IntN(3)), 0, "L/min", "L/min")},
 			fhir.Object{"code": text("Hours per day"), "valueQuantity": qty(float64(15+rng.IntN(9)), 0, "h/d", "h/d")},
 		})
@@ -576,7 +591,7 @@ func (e *emitter) socialCare(frail bool, home *Org) {
 	la := e.g.region.one(SocialCare)
 	sw := la.staffIn(rng, RoleSocialWorker)
 	end := p.end()
-	at := rng.daytime(rng.between(end.AddDate(-3, 0, 0), end.AddDate(0, 0, -14)))
+	at := rng.daytime(rng.between(e.since(3), end.AddDate(0, 0, -14)))
 	e.encounter(la, codes.ClassHomeHealth, text("Care Act 2014 needs assessment"), at, at.Add(90*time.Minute), sw, text("Needs for care and support"), "")
 	pkg := "Home care: two calls a day"
 	if home != nil {
@@ -640,7 +655,7 @@ func (e *emitter) mentalHealth() {
 	psy := []codes.Code{codes.LabelPSY, codes.LabelRestricted}
 	cons := mh.staffIn(rng, RoleConsultant)
 	end := p.end()
-	start := rng.daytime(rng.between(end.AddDate(-3, 0, 0), end.AddDate(0, 0, -30)))
+	start := rng.daytime(rng.between(e.since(3), end.AddDate(0, 0, -30)))
 	team := map[bool]string{true: "Community mental health team", false: "Memory assessment service"}[reason != codes.Dementia]
 	if talking {
 		team = "NHS Talking Therapies"
@@ -678,7 +693,7 @@ func (e *emitter) endOfLife(cancer codes.Code, home *Org) {
 	}
 	gp := p.GP
 	doc := gp.staffIn(rng, RoleGP)
-	at := rng.daytime(rng.between(end.AddDate(-1, 0, 0), end.AddDate(0, 0, -3)))
+	at := rng.daytime(rng.between(e.since(1), end.AddDate(0, 0, -3)))
 	place := "Home"
 	if home != nil {
 		place = "Care home"
@@ -834,4 +849,10 @@ func hasExtra(p *Person, c codes.Code) bool {
 		}
 	}
 	return false
+}
+
+// since is the start of a window of the last years of the person's history,
+// never before their birth.
+func (e *emitter) since(years int) time.Time {
+	return maxTime(e.p.end().AddDate(-years, 0, 0), e.p.Birth.Add(24*time.Hour))
 }

@@ -140,7 +140,7 @@ func onsetFor(rng *Rand, p *Person, name string) time.Time {
 		from = lo
 	}
 	if from.After(p.end()) {
-		from = p.Birth.AddDate(1, 0, 0)
+		from = minTime(p.Birth.AddDate(1, 0, 0), p.end())
 	}
 	return rng.between(from, p.end())
 }

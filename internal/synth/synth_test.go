@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
@@ -28,6 +30,39 @@ func generate(t testing.TB, people int, seed uint64, f Format) (string, *Summary
 		t.Fatal(err)
 	}
 	return dir, sum
+}
+
+var datePattern = regexp.MustCompile(`\b20[0-9]{2}-[0-9]{2}-[0-9]{2}\b`)
+
+// shared is one 3,000-person NDJSON region (seed 8) that the read-only
+// tests share, generated once per test binary.
+var shared struct {
+	once sync.Once
+	dir  string
+	sum  *Summary
+	err  error
+}
+
+func sharedRegion(t testing.TB) (string, *Summary) {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "synth-test-")
+		if shared.err == nil {
+			shared.sum, shared.err = Generate(context.Background(), shared.dir, Options{People: 3000, Seed: 8})
+		}
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.dir, shared.sum
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
 }
 
 // eachResource calls fn for every resource in an NDJSON region.
@@ -85,7 +120,15 @@ func TestEveryResourcePassesStrictValidation(t *testing.T) {
 				}
 			}
 			if f == NDJSON {
-				eachResource(t, dir, func(ods string, r fhir.Object, _ []byte) { check(ods, r) })
+				eachResource(t, dir, func(ods string, r fhir.Object, line []byte) {
+					check(ods, r)
+					// Nothing happens after the day the region is "as at".
+					for _, d := range datePattern.FindAll(line, -1) {
+						if string(d) > date(Ref) {
+							t.Errorf("%s %s/%s: date %s is after %s", ods, fhir.ResourceType(r), fhir.ID(r), d, date(Ref))
+						}
+					}
+				})
 			} else {
 				files, _ := filepath.Glob(filepath.Join(dir, "*", "bundle-*.json"))
 				for _, file := range files {
@@ -175,7 +218,7 @@ func nhsOf(r fhir.Object) string {
 }
 
 func TestOverlapAndOrganisationTypes(t *testing.T) {
-	dir, sum := generate(t, 3000, 3, NDJSON)
+	dir, sum := sharedRegion(t)
 	two, four := 0, 0
 	for k, n := range sum.KnownTo {
 		if k >= 2 {
@@ -323,7 +366,7 @@ func TestNHSTableAgreesWithNHSNumberPackage(t *testing.T) {
 // The disagreements a master patient index must cope with all occur, and
 // each organisation's copy still belongs to one true person.
 func TestPatientCopiesDisagreeInEveryRealisticWay(t *testing.T) {
-	dir, _ := generate(t, 3000, 8, NDJSON)
+	dir, _ := sharedRegion(t)
 	truth := map[string]string{}
 	for _, row := range readCSV(t, filepath.Join(dir, "truth.csv"))[1:] {
 		truth[row[0]+"/"+row[1]] = row[2]
@@ -390,7 +433,7 @@ func TestPatientCopiesDisagreeInEveryRealisticWay(t *testing.T) {
 // clinical at the mental health trust is PSY and restricted, and very
 // restricted records exist only at GP practices.
 func TestSensitivityLabels(t *testing.T) {
-	dir, _ := generate(t, 3000, 8, NDJSON)
+	dir, _ := sharedRegion(t)
 	seen := map[string]int{}
 	eachResource(t, dir, func(ods string, r fhir.Object, _ []byte) {
 		var labels []string
