@@ -234,6 +234,10 @@ func compareDT(a, b dateTime) (cmp int, known, comparable bool) {
 	if (a.kind == kTime) != (b.kind == kTime) {
 		return 0, false, false
 	}
+	if a.hasTZ != b.hasTZ && a.prec >= pHour && b.prec >= pHour {
+		// One local, one zoned: the offset of the local one is unknown.
+		return 0, false, true
+	}
 	if a.hasTZ || b.hasTZ {
 		a, b = a.utc(), b.utc()
 	}
@@ -299,8 +303,13 @@ func addDuration(d dateTime, n decimal, unit string) (dateTime, error) {
 		}
 		return d, nil
 	}
-	// Days and finer: a fixed number of milliseconds.
-	ms := n.f * u.ms
+	// Days and finer: a fixed number of milliseconds. Above milliseconds
+	// the decimal part is ignored (calendar duration semantics).
+	amount := n.f
+	if u.prec != pMilli {
+		amount = math.Trunc(amount)
+	}
+	ms := amount * u.ms
 	prec := d.prec
 	if prec == pMilli {
 		prec = pSecond
@@ -347,7 +356,6 @@ var timeUnits = map[string]struct {
 	ms   float64
 }{
 	"year": {pYear, 0}, "month": {pMonth, 0},
-	"a": {pYear, 0}, "mo": {pMonth, 0},
 	"week": {pDay, 7 * 86400000}, "wk": {pDay, 7 * 86400000},
 	"day": {pDay, 86400000}, "d": {pDay, 86400000},
 	"hour": {pHour, 3600000}, "h": {pHour, 3600000},

@@ -29,8 +29,11 @@ type chainNode struct{ left, right node }
 
 func (n *chainNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 	l, err := n.left.eval(c, in)
-	if err != nil || len(l) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	if _, isMember := n.right.(*memberNode); isMember && len(l) == 0 {
+		return nil, nil
 	}
 	return n.right.eval(c, l)
 }
@@ -101,6 +104,9 @@ func (n *unaryNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 	case decimal:
 		if n.neg {
 			d = d.neg()
+			if d.f == 0 {
+				d.f = 0 // no negative zero
+			}
 		}
 		return []Value{sysDecimal(d)}, nil
 	case quantity:
@@ -145,9 +151,10 @@ type memberNode struct {
 // indexing evaluates the same expression over resources of one type, so a
 // one-entry cache per node removes the model lookups from the hot path.
 type navEntry struct {
-	def   *r4.Type
-	path  string
-	cands []candidate // nil when the model does not know the name
+	def    *r4.Type
+	path   string
+	cands  []candidate // nil when the model does not know the name
+	choice string      // set when the name is a choice element's JSON spelling (valueQuantity)
 }
 
 // candidate is one JSON property that can hold the element: one for an
@@ -177,32 +184,43 @@ func (n *memberNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 		}
 	}
 	var out []Value
+	var err error
 	for i := range in {
-		out = n.children(out, &in[i])
+		if out, err = n.children(out, &in[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
 
-func (n *memberNode) children(out []Value, v *Value) []Value {
+func (n *memberNode) children(out []Value, v *Value) ([]Value, error) {
 	obj, ok := v.data.(fhir.Object)
 	def, path := v.def, v.path
 	if !ok {
 		// A primitive's children (id, extension) live in its companion.
 		if v.ext == nil {
-			return out
+			return out, nil
 		}
 		obj, def, path = v.ext, r4.Lookup(v.typ), ""
 	}
 	if def == nil {
-		return appendUntyped(out, obj, n.name)
+		return appendUntyped(out, obj, n.name), nil
 	}
 	e := n.cache.Load()
 	if e == nil || e.def != def || e.path != path {
 		e = &navEntry{def: def, path: path, cands: lookupCandidates(def, path, n.name)}
+		if el, _, ok := def.Child(path, n.name); ok && el.Choice {
+			e.choice = el.Name
+		}
 		n.cache.Store(e)
 	}
+	if e.choice != "" {
+		// FHIRPath names a choice element without its type suffix
+		// (FHIR R4 §2.1.9.1.5): Observation.value, not valueQuantity.
+		return nil, evalErr("%s is not an element name: use %s (with ofType or as to pick the type)", n.name, e.choice)
+	}
 	if e.cands == nil {
-		return appendUntyped(out, obj, n.name)
+		return appendUntyped(out, obj, n.name), nil
 	}
 	for i := range e.cands {
 		cd := &e.cands[i]
@@ -216,7 +234,7 @@ func (n *memberNode) children(out []Value, v *Value) []Value {
 		}
 		out = appendRaw(out, raw, ext, cd)
 	}
-	return out
+	return out, nil
 }
 
 // lookupCandidates finds in the model the properties that hold element

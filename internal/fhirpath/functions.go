@@ -202,6 +202,7 @@ func init() {
 			return nil, evalErr("slice() needs profiles, which this engine does not load")
 		}},
 	}
+	addBoundaryFunctions()
 }
 
 func needsTerminology(name string) funcDefFn {
@@ -761,13 +762,18 @@ func fnDecode(s string, a []Value) ([]Value, error) {
 func fnEscape(s string, a []Value) ([]Value, error) {
 	switch a[0].data.(string) {
 	case "html":
-		return []Value{sysString(html.EscapeString(s))}, nil
+		return []Value{sysString(htmlEscaper.Replace(s))}, nil
 	case "json":
-		b, _ := json.Marshal(s)
-		return []Value{sysString(string(b[1 : len(b)-1]))}, nil
+		return []Value{sysString(jsonEscaper.Replace(s))}, nil
 	}
 	return nil, nil
 }
+
+var (
+	htmlEscaper   = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#39;")
+	jsonEscaper   = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+	jsonUnescaper = strings.NewReplacer(`\\`, `\`, `\"`, `"`, `\n`, "\n", `\r`, "\r", `\t`, "\t", `\/`, "/")
+)
 
 func fnUnescape(s string, a []Value) ([]Value, error) {
 	switch a[0].data.(string) {
@@ -776,7 +782,7 @@ func fnUnescape(s string, a []Value) ([]Value, error) {
 	case "json":
 		var out string
 		if err := json.Unmarshal([]byte(`"`+s+`"`), &out); err != nil {
-			return nil, nil
+			out = jsonUnescaper.Replace(s)
 		}
 		return []Value{sysString(out)}, nil
 	}
@@ -1036,7 +1042,12 @@ func fnSort(c *evalCtx, in []Value, args []node) ([]Value, error) {
 		return out, sortErr
 	}
 	keys := make([][][]Value, len(args))
+	desc := make([]bool, len(args))
 	for k, a := range args {
+		// sort(-key) sorts by key descending, for strings too.
+		if u, ok := a.(*unaryNode); ok && u.neg {
+			a, desc[k] = u.x, true
+		}
 		keys[k] = make([][]Value, len(out))
 		if err := c.iterate(out, a, func(i int, r []Value) (bool, error) {
 			keys[k][i] = r
@@ -1064,7 +1075,7 @@ func fnSort(c *evalCtx, in []Value, args []node) ([]Value, error) {
 				sortErr = err
 			}
 			if cmp != 0 {
-				return cmp < 0
+				return (cmp < 0) != desc[k]
 			}
 		}
 		return false
