@@ -443,6 +443,13 @@ func (n *typeOpNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 	if err != nil || len(r) == 0 {
 		return nil, err
 	}
+	if n.op == "as" && len(r) > 1 {
+		// R4's search parameters apply the as operator to collections
+		// ("Observation.component.value as Quantity") meaning ofType;
+		// FHIR R5 makes that explicit. The as() function keeps
+		// FHIRPath's single-item rule, as the suite checks.
+		return ofType(r, n.spec)
+	}
 	return typeOp(n.op, r, n.spec)
 }
 
@@ -476,9 +483,13 @@ func (n *typeFuncNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 	if n.name != "ofType" {
 		return typeOp(n.name, in, n.spec)
 	}
+	return ofType(in, n.spec)
+}
+
+func ofType(in []Value, spec typeSpec) ([]Value, error) {
 	var out []Value
 	for _, v := range in {
-		ok, err := typeMatches(v, n.spec, true)
+		ok, err := typeMatches(v, spec, true)
 		if err != nil {
 			return nil, err
 		}
