@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -133,5 +134,34 @@ func TestSizes(t *testing.T) {
 	}
 	if i1 := size("idx_token_code"); i1 <= i0 {
 		t.Errorf("idx_token_code did not grow (%d -> %d) with 200 token rows", i0, i1)
+	}
+}
+
+// TestPutFailingHalfWay checks that a Put that fails after it began writing
+// fails its whole Write even if the function ignores the error, so a
+// resource row cannot commit without its version or index rows. A NaN
+// bound is the trigger: SQLite stores NaN as NULL, which the index table
+// refuses after the resource and version rows are written.
+func TestPutFailingHalfWay(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "sharedcare.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var putErr error
+	err = s.Write(ctx, func(tx store.Tx) error {
+		putErr = tx.Put(ctx, &store.Put{Type: "Observation", ID: "o", VersionID: 1, LastUpdated: time.Now(), Body: []byte(`{}`),
+			Index: store.Index{Numbers: []store.Number{{Param: "value", Lo: math.NaN(), Hi: 1}}}})
+		return nil // a careless caller
+	})
+	if putErr == nil {
+		t.Fatal("Put with a NaN index bound: got nil error")
+	}
+	if err == nil {
+		t.Error("Write whose function ignored a half-done Put: got nil error, want the Put's")
+	}
+	if _, err := s.Read(ctx, "Observation", "o"); err == nil {
+		t.Error("the half-done Put's resource was committed")
 	}
 }
