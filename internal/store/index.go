@@ -12,14 +12,25 @@ type Index struct {
 	Quantities []Quantity
 	References []Reference
 	URIs       []URI
+	Composites []Composite
+	Texts      []Text
+	// Compartments lists the compartments the resource belongs to (for
+	// now only Patient compartments, from the R4 CompartmentDefinition).
+	Compartments []Compartment
 }
 
 // Token indexes a code, an identifier, a boolean or a ContactPoint.
+//
+// Two derived parameter names exist so that modifiers need no special
+// support in a backend: "<param>:of-type" rows index an Identifier for
+// :of-type (System = the type coding's system, Code = type code + "|" +
+// identifier value), and "<param>:identifier" rows index a Reference's
+// identifier for reference :identifier (System, Code = the identifier's).
 type Token struct {
 	Param  string
 	System string // "" when the value has no system
 	Code   string
-	Text   string // display or text, for :text; may be ""
+	Text   string // display or text, normalised like String.Norm, for :text; may be ""
 }
 
 // String indexes a string element. Norm is lower-cased with accents removed
@@ -38,14 +49,19 @@ type Date struct {
 	Hi    int64
 }
 
-// Number indexes a number as the range its written precision implies.
+// Number indexes a number. The indexer writes the value as written (Lo = Hi
+// = the value): FHIR puts implicit precision on the search value, which the
+// engine widens into the Cond's range.
 type Number struct {
 	Param string
 	Lo    float64
 	Hi    float64
 }
 
-// Quantity indexes a Quantity as a range plus its unit system and code.
+// Quantity indexes a Quantity (Lo = Hi = value) or a Range (Lo = low, Hi =
+// high; a missing bound is -Inf/+Inf) plus its unit system and code. The
+// indexer writes a second row with Code = the unit text when a Quantity has
+// a unit but no code, so "|mg" style searches work.
 type Quantity struct {
 	Param  string
 	System string
@@ -56,7 +72,8 @@ type Quantity struct {
 
 // Reference indexes a reference. Type and ID are set for references to
 // resources (relative, or absolute on this server); URL holds other
-// references (absolute URLs elsewhere, canonicals) as written.
+// references (absolute URLs elsewhere, canonicals) as written. References
+// to contained resources ("#x") are not indexed.
 type Reference struct {
 	Param string
 	Type  string
@@ -68,4 +85,54 @@ type Reference struct {
 type URI struct {
 	Param string
 	Value string
+}
+
+// Composite indexes one element instance of a composite search parameter
+// (Observation code-value-quantity: one row per Observation or component
+// holding both the code and the value), so that a composite search ties its
+// parts to the same instance. It has 2 or 3 parts (R4's largest composite
+// has 3).
+type Composite struct {
+	Param string
+	Parts []CompositePart
+}
+
+// CompositePart is one component's value inside a Composite row, in the
+// columns the component's kind uses:
+//
+//	token      System, Code (Text for :text)
+//	string     Code = the normalised value, Text = the value as written
+//	uri        Code = the value
+//	reference  Code = "Type/id" or the URL
+//	date       Lo, Hi as Unix milliseconds
+//	number     Lo, Hi
+//	quantity   System, Code (the unit), Lo, Hi
+//
+// A composite component with several values (a CodeableConcept with two
+// codings) yields one Composite row per combination.
+type CompositePart struct {
+	System string
+	Code   string
+	Text   string
+	Lo     float64
+	Hi     float64
+}
+
+// Text indexes a resource's text for _text (Param "_text": the narrative,
+// tags stripped) and _content (Param "_content": every string in the
+// resource). Value is normalised like String.Norm; terms are runs of
+// letters and digits. SQLite serves it with FTS5, PostgreSQL with tsvector
+// ('simple' configuration: no stemming, so both stores agree).
+type Text struct {
+	Param string
+	Value string
+}
+
+// Compartment records that a resource belongs to a compartment: Type
+// "Patient", ID the patient's id. The indexer derives it from the R4
+// Patient CompartmentDefinition (a resource references the patient through
+// one of the listed parameters) plus the Patient itself.
+type Compartment struct {
+	Type string
+	ID   string
 }

@@ -104,4 +104,13 @@ type Result struct {
 	Total int
 	// Next is an opaque cursor for the page after this one, "" on the last.
 	Next string
+	// Prev is an opaque cursor for the page before this one, "" on the
+	// first page (a backend that cannot page backwards leaves it "").
+	Prev string
+	// Included holds the resources selected by Query.Include and
+	// Query.RevInclude for this page's matches, each once, none of them a
+	// match.
+	Included []*Version
+	// IncludedTruncated is set when Query.MaxIncluded stopped the includes.
+	IncludedTruncated bool
 }
