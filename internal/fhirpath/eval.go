@@ -2,8 +2,10 @@ package fhirpath
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/fhir/r4"
@@ -17,6 +19,7 @@ type evalCtx struct {
 	index    int     // $index
 	total    []Value // $total in aggregate()
 	opts     options
+	rootBuf  [1]Value // backing store of resource, saving an allocation per evaluation
 }
 
 // literalNode is a constant collection (literal, {}).
@@ -166,6 +169,7 @@ type candidate struct {
 	path     string // for backbone elements: their path within def
 	resource bool   // holds a resource (contained, Bundle.entry.resource)
 	prim     bool
+	extKey   string // "_" + key: a primitive's companion
 }
 
 func (n *memberNode) eval(c *evalCtx, in []Value) ([]Value, error) {
@@ -174,10 +178,16 @@ func (n *memberNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 	}
 	if n.first && n.name[0] >= 'A' && n.name[0] <= 'Z' {
 		var out []Value
+		all := true
 		for _, v := range in {
-			if !v.sys && fhirIs(v.typ, n.name) {
+			if !v.sys && (v.typ == n.name || fhirIs(v.typ, n.name)) {
 				out = append(out, v)
+			} else {
+				all = false
 			}
+		}
+		if all {
+			return in, nil // the usual case: Patient.name evaluated on a Patient
 		}
 		if out != nil || r4.Lookup(n.name) != nil {
 			return out, nil
@@ -227,7 +237,7 @@ func (n *memberNode) children(out []Value, v *Value) ([]Value, error) {
 		raw, ok := obj[cd.key]
 		var ext any
 		if cd.prim {
-			ext = obj["_"+cd.key]
+			ext = obj[cd.extKey]
 		}
 		if !ok && ext == nil {
 			continue
@@ -255,13 +265,14 @@ func lookupCandidates(def *r4.Type, path, name string) []candidate {
 	for _, t := range el.Types {
 		cd := candidateFor(def, el, t)
 		cd.key = el.JSONName(t)
+		cd.extKey = "_" + cd.key
 		cands = append(cands, cd)
 	}
 	return cands
 }
 
 func candidateFor(def *r4.Type, el *r4.Element, tc string) candidate {
-	cd := candidate{key: el.Name, typ: tc}
+	cd := candidate{key: el.Name, typ: tc, extKey: "_" + el.Name}
 	if el.Backbone {
 		cd.def, cd.path = def, strings.TrimPrefix(el.Path, def.Name+".")
 		if tc == "" {
@@ -281,6 +292,7 @@ func candidateFor(def *r4.Type, el *r4.Element, tc string) candidate {
 // appendRaw adds the items of one JSON property (and its "_" companion).
 func appendRaw(out []Value, raw, ext any, cd *candidate) []Value {
 	if arr, ok := raw.([]any); ok {
+		out = slices.Grow(out, len(arr))
 		exts, _ := ext.([]any)
 		for i, item := range arr {
 			var e fhir.Object
@@ -509,6 +521,15 @@ type callNode struct {
 
 func (n *callNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 	return n.f.fn(c, in, n.args)
+}
+
+// now is the evaluation's clock: WithNow's time or, read once, the
+// system's (now() is the same throughout one evaluation).
+func (c *evalCtx) now() time.Time {
+	if c.opts.now.IsZero() {
+		c.opts.now = time.Now()
+	}
+	return c.opts.now
 }
 
 // arg evaluates a function argument: against $this, not against the

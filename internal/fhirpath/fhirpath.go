@@ -105,38 +105,37 @@ func WithTrace(f func(name string, values []Value)) Option {
 // %resource, %context). resource may be nil for expressions that do not
 // look at one.
 func (e *Expression) Evaluate(resource fhir.Object, opts ...Option) ([]Value, error) {
-	var in []Value
+	c := &evalCtx{}
 	if resource != nil {
-		in = []Value{resourceValue(resource)}
+		c.rootBuf[0] = resourceValue(resource)
+		c.resource = c.rootBuf[:]
 	}
-	return e.eval(in, in, opts)
+	return e.eval(c, c.resource, opts)
 }
 
 // EvaluateOn evaluates the expression with focus as the context and
 // resource as %resource: the components of a composite search parameter
 // are evaluated so, on each node the parameter's expression selected.
 func (e *Expression) EvaluateOn(resource fhir.Object, focus Value, opts ...Option) ([]Value, error) {
-	var root []Value
+	c := &evalCtx{}
 	if resource != nil {
-		root = []Value{resourceValue(resource)}
+		c.rootBuf[0] = resourceValue(resource)
+		c.resource = c.rootBuf[:]
 	}
-	return e.eval(root, []Value{focus}, opts)
+	return e.eval(c, []Value{focus}, opts)
 }
 
-func (e *Expression) eval(root, in []Value, opts []Option) (out []Value, err error) {
-	c := evalCtx{resource: root, this: in}
+func (e *Expression) eval(c *evalCtx, in []Value, opts []Option) (out []Value, err error) {
+	c.this = in
 	for _, o := range opts {
 		o(&c.opts)
-	}
-	if c.opts.now.IsZero() {
-		c.opts.now = time.Now()
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = nil, evalErr("internal failure evaluating %q: %v", e.src, r)
 		}
 	}()
-	return e.root.eval(&c, in)
+	return e.root.eval(c, in)
 }
 
 // valuesOf turns a Go value into a collection for WithVariable.

@@ -169,7 +169,7 @@ func init() {
 		// utility
 		"trace": {1, 2, fnTrace},
 		"now": {0, 0, func(c *evalCtx, _ []Value, _ []node) ([]Value, error) {
-			return []Value{sysDateTime(nowDT(c.opts.now))}, nil
+			return []Value{sysDateTime(nowDT(c.now()))}, nil
 		}},
 		"today":     {0, 0, fnToday},
 		"timeOfDay": {0, 0, fnTimeOfDay},
@@ -950,7 +950,7 @@ func childrenOf(in []Value) []Value {
 			if v.def != nil {
 				if el, tc, ok := v.def.Child(v.path, k); ok {
 					cd = candidateFor(v.def, el, tc)
-					cd.key = k
+					cd.key, cd.extKey = k, "_"+k
 				}
 			}
 			if cd.key == "" {
@@ -1000,12 +1000,12 @@ func fnTrace(c *evalCtx, in []Value, args []node) ([]Value, error) {
 }
 
 func fnToday(c *evalCtx, _ []Value, _ []node) ([]Value, error) {
-	d := nowDT(c.opts.now)
+	d := nowDT(c.now())
 	return []Value{sysDateTime(dateTime{kind: kDate, prec: pDay, year: d.year, month: d.month, day: d.day})}, nil
 }
 
 func fnTimeOfDay(c *evalCtx, _ []Value, _ []node) ([]Value, error) {
-	d := nowDT(c.opts.now)
+	d := nowDT(c.now())
 	d.kind, d.year, d.month, d.day, d.hasTZ, d.tz = kTime, 0, 0, 0, false, 0
 	return []Value{sysDateTime(d)}, nil
 }
