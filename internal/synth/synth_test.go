@@ -314,12 +314,19 @@ func treeHash(t testing.TB, dir string) [32]byte {
 func TestSameSeedSameBytesDifferentSeedDifferentBytes(t *testing.T) {
 	for _, f := range []Format{NDJSON, Bundle} {
 		t.Run(string(f), func(t *testing.T) {
-			a, _ := generate(t, 500, 99, f)
+			a, _ := generate(t, 500, 99, f) // GOMAXPROCS workers
 			b, _ := generate(t, 500, 99, f)
 			c, _ := generate(t, 500, 100, f)
 			ha, hb, hc := treeHash(t, a), treeHash(t, b), treeHash(t, c)
 			if ha != hb {
 				t.Errorf("same seed: trees differ (%x, %x)", ha[:8], hb[:8])
+			}
+			one := t.TempDir()
+			if _, err := Generate(context.Background(), one, Options{People: 500, Seed: 99, Format: f, Workers: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if h1 := treeHash(t, one); h1 != ha {
+				t.Errorf("same seed, one worker instead of several: trees differ (%x, %x)", h1[:8], ha[:8])
 			}
 			if ha == hc {
 				t.Errorf("different seeds: identical trees %x", ha[:8])
