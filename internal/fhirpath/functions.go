@@ -637,10 +637,6 @@ func strFn(nargs int, f func(s string, args []Value) ([]Value, error)) funcDefFn
 	}
 }
 
-var regexCache = struct {
-	m map[string]*regexp.Regexp
-}{}
-
 func compileRegex(pattern string) (*regexp.Regexp, error) {
 	re, err := regexp.Compile(pattern)
 	if err != nil {

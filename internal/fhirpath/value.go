@@ -16,7 +16,7 @@ import (
 type Value struct {
 	// data is the JSON of a FHIR node (fhir.Object, string, json.Number,
 	// bool; nil for a primitive that has only extensions) or a System
-	// value (bool, int64, decimal, string, dateTime, quantity, typeInfo).
+	// value (bool, int64, decimal, string, dateTime, quantity).
 	data any
 	// ext is a primitive's companion object ("_birthDate"): its id and
 	// extensions.
@@ -65,8 +65,6 @@ func (v Value) JSON() any {
 			o["code"] = code
 		}
 		return o
-	case typeInfo:
-		return fhir.Object{"namespace": d.ns, "name": d.name}
 	}
 	return v.data
 }
@@ -262,10 +260,6 @@ func (d decimal) String() string {
 	r := decimal{d.f, 8}.round()
 	return strconv.FormatFloat(r.f, 'f', -1, 64)
 }
-
-// typeInfo is the result of type(): a SimpleTypeInfo/ClassInfo reduced to
-// its namespace and name.
-type typeInfo struct{ ns, name string }
 
 // toStringValue converts a value to a String as toString() does.
 func toStringValue(v Value) (string, bool) {
