@@ -301,16 +301,18 @@ func fnSelect(c *evalCtx, in []Value, args []node) ([]Value, error) {
 }
 
 func fnRepeat(c *evalCtx, in []Value, args []node) ([]Value, error) {
-	var out []Value
+	var d dedup
 	queue := in
-	for len(queue) > 0 && len(out) < 100000 {
+	for len(queue) > 0 {
 		var next []Value
 		err := c.iterate(queue, args[0], func(_ int, r []Value) (bool, error) {
 			for _, v := range r {
-				if !containsValue(out, v) {
-					out = append(out, v)
+				if d.add(v) {
 					next = append(next, v)
 				}
+			}
+			if len(d.items) > maxRepeat {
+				return false, evalErr("repeat() produced more than %d items", maxRepeat)
 			}
 			return true, nil
 		})
@@ -319,8 +321,12 @@ func fnRepeat(c *evalCtx, in []Value, args []node) ([]Value, error) {
 		}
 		queue = next
 	}
-	return out, nil
+	return d.items, nil
 }
+
+// maxRepeat bounds repeat(): an expression such as repeat($this + 1) never
+// ends on its own.
+const maxRepeat = 10000
 
 func intArg(c *evalCtx, n node) (int64, bool, error) {
 	r, err := c.arg(n)
@@ -962,7 +968,7 @@ func childrenOf(in []Value) []Value {
 func fnDescendants(c *evalCtx, in []Value, _ []node) ([]Value, error) {
 	var out []Value
 	level := childrenOf(in)
-	for len(level) > 0 && len(out) < 1000000 {
+	for len(level) > 0 && len(out) < maxRepeat*10 {
 		out = append(out, level...)
 		level = childrenOf(level)
 	}

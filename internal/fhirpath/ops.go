@@ -184,15 +184,13 @@ func (n *binaryNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 
 // union merges two collections without duplicates (FHIRPath §6.5 |).
 func union(a, b []Value) []Value {
-	out := make([]Value, 0, len(a)+len(b))
+	d := dedup{items: make([]Value, 0, len(a)+len(b))}
 	for _, list := range [2][]Value{a, b} {
 		for _, v := range list {
-			if !containsValue(out, v) {
-				out = append(out, v)
-			}
+			d.add(v)
 		}
 	}
-	return out
+	return d.items
 }
 
 func containsValue(list []Value, v Value) bool {
