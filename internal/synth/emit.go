@@ -176,6 +176,17 @@ func (e *emitter) patientCopy(o *Org, id string) fhir.Object {
 	}
 	if rng.chance(rates.swapDM) && birth.Day() <= 12 && birth.Day() != int(birth.Month()) {
 		birth = time.Date(birth.Year(), time.Month(birth.Day()), int(birth.Month()), 0, 0, 0, 0, time.UTC)
+	} else if o.Kind != GPPractice && rng.chance(rates.swapDM/2) {
+		// One digit of the day mistyped (a neighbouring key): 14th for 15th.
+		if d := birth.Day(); d < 28 {
+			birth = birth.AddDate(0, 0, 1)
+		} else {
+			birth = birth.AddDate(0, 0, -1)
+		}
+	}
+	if o.Kind != GPPractice && rng.chance(rates.typo/4) {
+		// Given and family names entered the wrong way round.
+		given, family = family, given
 	}
 	lid := localIDs[o.Kind]
 	local := fhir.Object{"system": NS + "/Id/" + o.ODS + "/" + lid.path, "value": fmt.Sprintf("%s%07d", lid.prefix, mix(uint64(o.Index)<<40^uint64(p.Index)^e.g.seed)%10000000)}

@@ -415,18 +415,24 @@ func TestPatientCopiesDisagreeInEveryRealisticWay(t *testing.T) {
 		if o.d.given != g.given {
 			counts["different given name"]++
 		}
+		if o.d.given == g.family && o.d.family == g.given {
+			counts["given and family swapped"]++
+		}
 		if o.d.postcode != g.postcode {
 			counts["different address"]++
 		}
 		if o.d.birth != g.birth {
-			if o.d.birth[:4] == g.birth[:4] && o.d.birth[5:7] == g.birth[8:10] && o.d.birth[8:10] == g.birth[5:7] {
+			switch {
+			case o.d.birth[:4] == g.birth[:4] && o.d.birth[5:7] == g.birth[8:10] && o.d.birth[8:10] == g.birth[5:7]:
 				counts["day and month swapped"]++
-			} else {
-				t.Errorf("person %s: birth date %s at one organisation, %s at the GP: only a day/month swap is modelled", o.person, o.d.birth, g.birth)
+			case o.d.birth[:8] == g.birth[:8]:
+				counts["day one off"]++
+			default:
+				t.Errorf("person %s: birth date %s at one organisation, %s at the GP: only a day/month swap or a day one off is modelled", o.person, o.d.birth, g.birth)
 			}
 		}
 	}
-	for _, kind := range []string{"missing NHS number", "different surname", "different given name", "different address", "day and month swapped"} {
+	for _, kind := range []string{"missing NHS number", "different surname", "different given name", "different address", "day and month swapped", "day one off", "given and family swapped"} {
 		if counts[kind] == 0 {
 			t.Errorf("no Patient copy with a %s", kind)
 		}
