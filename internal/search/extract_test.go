@@ -1,0 +1,96 @@
+package search
+
+import (
+	"compress/gzip"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/store"
+)
+
+func sharedDir(t testing.TB, sub string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("module root not found")
+		}
+		dir = parent
+	}
+	p := filepath.Join(filepath.Dir(dir), "shared", sub)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("shared test data %s is absent (it sits next to the repository as ../shared): %v", p, err)
+	}
+	return p
+}
+
+// syntheaResources returns the resources of up to n Synthea bundles.
+func syntheaResources(t testing.TB, n int) []fhir.Object {
+	dir := sharedDir(t, "data/synthea-r4")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json.gz"))
+	if len(files) == 0 {
+		t.Skipf("no Synthea bundles in %s", dir)
+	}
+	if len(files) > n {
+		files = files[:n]
+	}
+	var out []fhir.Object
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(zr)
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := fhir.ParseObject(data, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, _ := b["entry"].([]any)
+		for _, e := range entries {
+			if r, ok := e.(fhir.Object)["resource"].(fhir.Object); ok {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+func TestExtractOverSynthea(t *testing.T) {
+	if err := CompileError(); err != nil {
+		t.Fatalf("a search parameter expression does not compile: %v", err)
+	}
+	rs := syntheaResources(t, 10)
+	ix := &Indexer{Base: "http://example.org/fhir"}
+	rows := 0
+	start := time.Now()
+	var obs store.Index
+	for _, r := range rs {
+		typ := r["resourceType"].(string)
+		idx := ix.Index(typ, r)
+		rows += len(idx.Tokens) + len(idx.Strings) + len(idx.Dates) + len(idx.Numbers) + len(idx.Quantities) + len(idx.References) + len(idx.URIs) + len(idx.Composites) + len(idx.Texts) + len(idx.Compartments)
+		if typ == "Observation" && len(obs.Tokens) == 0 {
+			obs = idx
+		}
+	}
+	el := time.Since(start)
+	t.Logf("%d resources, %d rows, %.1f µs and %.1f rows per resource", len(rs), rows, float64(el.Microseconds())/float64(len(rs)), float64(rows)/float64(len(rs)))
+	t.Logf("observation: %+v", obs)
+}
