@@ -25,7 +25,7 @@ func fhirpathCommand(_ context.Context, args []string, stdin io.Reader, stdout i
 
 Evaluates the FHIRPath EXPRESSION with the resource in FILE (JSON; - reads
 standard input) as its context and prints the result collection as a JSON
-array. resolve() resolves contained resources and Bundle entries; other
+array; trace() output goes to standard error. resolve() resolves contained resources and Bundle entries; other
 references resolve to a stand-in that knows only its type.
 
 flags:
@@ -63,7 +63,16 @@ flags:
 	if fhir.ResourceType(res) == "" {
 		return fmt.Errorf("%s: not a FHIR resource (no resourceType)", file)
 	}
-	out, err := e.Evaluate(res)
+	// trace() output goes to standard error, keeping standard output the
+	// result alone.
+	trace := fhirpath.WithTrace(func(name string, values []fhirpath.Value) {
+		items := make([]any, len(values))
+		for i, v := range values {
+			items[i] = v.JSON()
+		}
+		fmt.Fprintf(os.Stderr, "trace %s: %s\n", name, fhir.Marshal(items))
+	})
+	out, err := e.Evaluate(res, trace)
 	if err != nil {
 		return err
 	}
