@@ -43,10 +43,14 @@ const (
 	kindQuantity
 	kindReference
 	kindURI
+	kindComposite
+	kindText
+	kindCompartment
 	numKinds
 )
 
-var idxTables = [numKinds]string{"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri"}
+var idxTables = [numKinds]string{"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri",
+	"idx_composite", "idx_text", "idx_compartment"}
 
 // idxCols are the columns of each index table, in insert order; key is
 // rid << 16 | n (see migrations/0001_init.sql).
@@ -58,7 +62,18 @@ var idxCols = [numKinds][]string{
 	{"key", "rid", "type", "param", "system", "code", "lo", "hi"},
 	{"key", "rid", "type", "param", "ref_type", "ref_id", "url"},
 	{"key", "rid", "type", "param", "value"},
+	{"key", "rid", "type", "param",
+		"p0_system", "p0_code", "p0_text", "p0_lo", "p0_hi",
+		"p1_system", "p1_code", "p1_text", "p1_lo", "p1_hi",
+		"p2_system", "p2_code", "p2_text", "p2_lo", "p2_hi"},
+	// FTS5: the key is the rowid, and the value goes in its parameter's
+	// column (the other is NULL).
+	{"rowid", "t_text", "t_content"},
+	{"key", "rid", "type", "comp_type", "comp_id"},
 }
+
+// idxKeyCol is the column holding the row key of index table k.
+func idxKeyCol(k int) string { return idxCols[k][0] }
 
 // idxKeyBits is how many low bits of an index row's key number the
 // resource's rows of one kind.
@@ -127,7 +142,7 @@ func prepare(ctx context.Context, p prepareFunc, writer bool) (*stmts, error) {
 	prep(&s.maxSeq, "SELECT coalesce(max(seq), 0) FROM resource_versions")
 	prep(&s.maxRID, "SELECT coalesce(max(rid), 0) FROM resources")
 	for k := range numKinds {
-		prep(&s.delIdx[k], "DELETE FROM "+idxTables[k]+" WHERE key BETWEEN ? AND ?")
+		prep(&s.delIdx[k], "DELETE FROM "+idxTables[k]+" WHERE "+idxKeyCol(k)+" BETWEEN ? AND ?")
 	}
 	if err != nil {
 		s.close()

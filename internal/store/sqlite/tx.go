@@ -136,7 +136,8 @@ func (t *tx) put(ctx context.Context, p *store.Put, exists bool, rid, oldMask in
 }
 
 func maxIndexRows(ix *store.Index) int {
-	return max(len(ix.Tokens), len(ix.Strings), len(ix.Dates), len(ix.Numbers), len(ix.Quantities), len(ix.References), len(ix.URIs))
+	return max(len(ix.Tokens), len(ix.Strings), len(ix.Dates), len(ix.Numbers), len(ix.Quantities), len(ix.References), len(ix.URIs),
+		len(ix.Composites), len(ix.Texts), len(ix.Compartments))
 }
 
 func indexMask(ix *store.Index) int64 {
@@ -153,6 +154,9 @@ func indexMask(ix *store.Index) int64 {
 	set(kindQuantity, len(ix.Quantities))
 	set(kindReference, len(ix.References))
 	set(kindURI, len(ix.URIs))
+	set(kindComposite, len(ix.Composites))
+	set(kindText, len(ix.Texts))
+	set(kindCompartment, len(ix.Compartments))
 	return m
 }
 
@@ -176,6 +180,12 @@ func insertIndex(ctx context.Context, w *stmts, args []any, rid int64, typ strin
 			n = len(ix.References)
 		case kindURI:
 			n = len(ix.URIs)
+		case kindComposite:
+			n = len(ix.Composites)
+		case kindText:
+			n = len(ix.Texts)
+		case kindCompartment:
+			n = len(ix.Compartments)
 		}
 		for lo := 0; lo < n; lo += insertChunk {
 			hi := min(lo+insertChunk, n)
@@ -204,6 +214,32 @@ func insertIndex(ctx context.Context, w *stmts, args []any, rid int64, typ strin
 				case kindURI:
 					r := &ix.URIs[i]
 					args = append(args, key, rid, typ, r.Param, r.Value)
+				case kindComposite:
+					r := &ix.Composites[i]
+					if len(r.Parts) > 3 {
+						return args, fmt.Errorf("sqlite: composite %q has %d parts; the schema holds 3", r.Param, len(r.Parts))
+					}
+					args = append(args, key, rid, typ, r.Param)
+					for p := range 3 {
+						var cp store.CompositePart
+						if p < len(r.Parts) {
+							cp = r.Parts[p]
+						}
+						args = append(args, cp.System, cp.Code, cp.Text, cp.Lo, cp.Hi)
+					}
+				case kindText:
+					r := &ix.Texts[i]
+					switch r.Param {
+					case "_text":
+						args = append(args, key, r.Value, nil)
+					case "_content":
+						args = append(args, key, nil, r.Value)
+					default:
+						return args, fmt.Errorf("sqlite: text index row of unknown parameter %q", r.Param)
+					}
+				case kindCompartment:
+					r := &ix.Compartments[i]
+					args = append(args, key, rid, typ, r.Type, r.ID)
 				}
 			}
 			st, err := w.insert(ctx, k, hi-lo)
