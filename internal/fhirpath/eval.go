@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -218,10 +219,7 @@ func (n *memberNode) children(out []Value, v *Value) ([]Value, error) {
 	}
 	e := n.cache.Load()
 	if e == nil || e.def != def || e.path != path {
-		e = &navEntry{def: def, path: path, cands: lookupCandidates(def, path, n.name)}
-		if el, _, ok := def.Child(path, n.name); ok && el.Choice {
-			e.choice = el.Name
-		}
+		e = navigation(def, path, n.name)
 		n.cache.Store(e)
 	}
 	if e.choice != "" {
@@ -245,6 +243,30 @@ func (n *memberNode) children(out []Value, v *Value) ([]Value, error) {
 		out = appendRaw(out, raw, ext, cd)
 	}
 	return out, nil
+}
+
+// navKey identifies one name under one (type, path).
+type navKey struct {
+	def        *r4.Type
+	path, name string
+}
+
+// navCache is shared by all expressions: a node that sees several types
+// (Resource.meta.lastUpdated indexes every type) misses its own one-entry
+// cache often, and this keeps the miss to one map lookup.
+var navCache sync.Map // navKey -> *navEntry
+
+func navigation(def *r4.Type, path, name string) *navEntry {
+	k := navKey{def, path, name}
+	if e, ok := navCache.Load(k); ok {
+		return e.(*navEntry)
+	}
+	e := &navEntry{def: def, path: path, cands: lookupCandidates(def, path, name)}
+	if el, _, ok := def.Child(path, name); ok && el.Choice {
+		e.choice = el.Name
+	}
+	navCache.Store(k, e)
+	return e
 }
 
 // lookupCandidates finds in the model the properties that hold element
