@@ -164,3 +164,57 @@ func readBundle(t testing.TB, path string) fhir.Object {
 	}
 	return b
 }
+
+// TestSearchParamsOverExamples evaluates every search parameter of each
+// example resource of the FHIRPath suite, the US Core bundles and the PDS
+// examples (and of every resource inside a Bundle): types and shapes the
+// Synthea set does not have.
+func TestSearchParamsOverExamples(t *testing.T) {
+	var files []string
+	for _, sub := range []string{"conformance/fhirpath/r4", "data/us-core", "data/pds-examples"} {
+		found, _ := filepath.Glob(filepath.Join(sharedDir(t, sub), "*.json"))
+		files = append(files, found...)
+	}
+	params := compileSearchParams(t)
+	n := 0
+	var check func(name string, res fhir.Object)
+	check = func(name string, res fhir.Object) {
+		typ := fhir.ResourceType(res)
+		for _, cp := range params[typ] {
+			n++
+			out, err := cp.expr.Evaluate(res)
+			if err != nil {
+				t.Errorf("%s: %s.%s (%s): %v", name, typ, cp.sp.Name, cp.sp.Expression, err)
+			}
+			for _, v := range out {
+				for _, ce := range cp.components {
+					if _, err := ce.EvaluateOn(res, v); err != nil {
+						t.Errorf("%s: %s.%s component %s: %v", name, typ, cp.sp.Name, ce, err)
+					}
+				}
+			}
+		}
+		entries, _ := res["entry"].([]any)
+		for _, x := range entries {
+			e, _ := x.(fhir.Object)
+			if r, ok := e["resource"].(fhir.Object); ok {
+				check(name+" entry", r)
+			}
+		}
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := fhir.ParseObject(raw, 1000)
+		if err != nil || fhir.ResourceType(res) == "" {
+			continue // not a resource (the licence notes)
+		}
+		check(filepath.Base(f), res)
+	}
+	if n == 0 {
+		t.Error("no search parameter evaluated")
+	}
+	t.Logf("%d evaluations over %d example files", n, len(files))
+}
