@@ -70,6 +70,8 @@ func TestFHIRSemantics(t *testing.T) {
 		{"date-times compare with a partial date", "Observation.issued > @2024-01-01", `System.Boolean=true`},
 		{"%resource is the root inside iterations", "Observation.component.where(%resource.status = 'final').count()", `System.Integer=3`},
 		{"%vs- names a value set URL", "%vs-observation-codes", `System.String="http://hl7.org/fhir/ValueSet/observation-codes"`},
+		{"%ext- names an extension URL", "%ext-patient-birthTime", `System.String="http://hl7.org/fhir/StructureDefinition/patient-birthTime"`},
+		{"a '-' after another constant is subtraction", "%resource.count()-1", `System.Integer=0`},
 		{"a contained resource is typed by its resourceType", "Observation.contained.gender", `code="female"`},
 		{"a decimal keeps its written precision", "Observation.value.value", `decimal=72.0`},
 	}

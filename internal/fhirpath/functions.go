@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
@@ -643,10 +645,26 @@ func strFn(nargs int, f func(s string, args []Value) ([]Value, error)) funcDefFn
 	}
 }
 
+// regexCache keeps compiled patterns: invariants call matches() with the
+// same literal pattern on every validation. Patterns built from data
+// could grow it without bound, so it stops growing at maxRegexCache.
+var (
+	regexCache   sync.Map // pattern -> *regexp.Regexp
+	regexEntries atomic.Int64
+)
+
+const maxRegexCache = 1000
+
 func compileRegex(pattern string) (*regexp.Regexp, error) {
+	if re, ok := regexCache.Load(pattern); ok {
+		return re.(*regexp.Regexp), nil
+	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		return nil, evalErr("bad regular expression: %v", err)
+	}
+	if regexEntries.Add(1) <= maxRegexCache {
+		regexCache.Store(pattern, re)
 	}
 	return re, nil
 }

@@ -117,8 +117,15 @@ func lex(src string) ([]token, error) {
 				toks = append(toks, token{tConst, s, i})
 				i = j + n
 			case j < len(src) && isIdentStart(src[j]):
-				for j < len(src) && (isIdentPart(src[j]) || src[j] == '-') {
+				for j < len(src) && isIdentPart(src[j]) {
 					j++
+				}
+				// FHIR's %vs-name and %ext-name constants contain '-';
+				// elsewhere '-' is subtraction (%a-1).
+				if name := src[i+1 : j]; (name == "vs" || name == "ext") && j < len(src) && src[j] == '-' {
+					for j < len(src) && (isIdentPart(src[j]) || src[j] == '-' || src[j] == '.') {
+						j++
+					}
 				}
 				toks = append(toks, token{tConst, src[i+1 : j], i})
 				i = j
