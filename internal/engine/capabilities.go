@@ -2,10 +2,10 @@ package engine
 
 import (
 	"context"
-	"slices"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/fhir/r4"
+	"github.com/sharedcare/sharedcare/internal/search"
 	"github.com/sharedcare/sharedcare/internal/validate"
 )
 
@@ -23,18 +23,11 @@ func (e *Engine) capabilities() fhir.Object {
 	}
 	resources := []any{}
 	for _, typ := range r4.ResourceTypes() {
-		params := []any{fhir.Object{
-			"name": "_id", "type": "token",
-			"definition":    "http://hl7.org/fhir/SearchParameter/Resource-id",
-			"documentation": "Logical id; comma-separated values are alternatives.",
-		}}
-		names := slices.Clone(identifierParams(typ))
-		slices.Sort(names)
-		for _, name := range names {
-			p := fhir.Object{"name": name, "type": "token",
-				"documentation": "code, system|code, |code and system| forms; no modifiers."}
-			if sp := r4.SearchParams(typ)[name]; sp != nil && sp.URL != "" {
-				p["definition"] = sp.URL
+		params := []any{}
+		for _, sp := range search.Params(typ) {
+			p := fhir.Object{"name": sp.Name, "type": sp.Type, "documentation": sp.Doc}
+			if sp.Definition != "" {
+				p["definition"] = sp.Definition
 			}
 			params = append(params, p)
 		}
@@ -51,10 +44,9 @@ func (e *Engine) capabilities() fhir.Object {
 			"conditionalUpdate": true,
 			"conditionalDelete": "single",
 			"searchParam":       params,
-			"operation": []any{fhir.Object{
-				"name":       "validate",
-				"definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-			}},
+			"searchInclude":    []any{"*"},
+			"searchRevInclude": []any{"*"},
+			"operation":        operations(typ),
 		})
 	}
 	impl := fhir.Object{"description": "sharedcare FHIR R4 server"}
@@ -83,10 +75,15 @@ func (e *Engine) capabilities() fhir.Object {
 				fhir.Object{"code": "history-system"},
 				fhir.Object{"code": "search-system"},
 			},
-			"searchParam": []any{fhir.Object{
-				"name": "_id", "type": "token",
-				"definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
-			}},
+			"searchParam": []any{
+				fhir.Object{"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
+				fhir.Object{"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+				fhir.Object{"name": "_tag", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-tag"},
+				fhir.Object{"name": "_profile", "type": "uri", "definition": "http://hl7.org/fhir/SearchParameter/Resource-profile"},
+				fhir.Object{"name": "_security", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-security"},
+				fhir.Object{"name": "_source", "type": "uri", "definition": "http://hl7.org/fhir/SearchParameter/Resource-source"},
+				fhir.Object{"name": "_content", "type": "string", "definition": "http://hl7.org/fhir/SearchParameter/Resource-content"},
+			},
 		}},
 	}
 }
@@ -142,4 +139,19 @@ func (e *Engine) Validate(ctx context.Context, typ string, body []byte, o WriteO
 		return fhir.OutcomeOf(warnings...), nil
 	}
 	return fhir.OutcomeOf(fhir.Issue{Severity: fhir.SeverityInformation, Code: "informational", Diagnostics: "the resource is valid"}), nil
+}
+
+// operations lists the operations of a resource type.
+func operations(typ string) []any {
+	ops := []any{fhir.Object{
+		"name":       "validate",
+		"definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+	}}
+	if typ == "Patient" {
+		ops = append(ops, fhir.Object{
+			"name":       "everything",
+			"definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+		})
+	}
+	return ops
 }

@@ -6,19 +6,19 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
+	"time"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/fhir/r4"
+	"github.com/sharedcare/sharedcare/internal/search"
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
 // Page sizes for search and history (_count): a default when the client
 // gives none and a cap so that one request cannot ask for the whole store.
 const (
-	DefaultCount = 50
-	MaxCount     = 1000
+	DefaultCount = search.DefaultCount
+	MaxCount     = search.MaxCount
 )
 
 // searchSpec is a parsed search: the store query plus what the engine must
@@ -28,40 +28,7 @@ type searchSpec struct {
 	used    url.Values // the parameters honoured, for the self link
 	ignored []string   // unknown parameters ignored under lenient handling
 	count   int        // requested page size; 0 means only the total
-}
-
-// resultParams are FHIR's search result and control parameters that this
-// engine does not implement yet: asking for them is an error, never a
-// silently wider or differently shaped result.
-var resultParams = map[string]bool{
-	"_sort": true, "_include": true, "_revinclude": true, "_elements": true, "_summary": true,
-	"_contained": true, "_containedType": true, "_has": true, "_text": true, "_content": true,
-	"_list": true, "_query": true, "_filter": true, "_lastUpdated": true, "_profile": true,
-	"_security": true, "_tag": true, "_source": true, "_score": true,
-}
-
-// apiParams are handled by the HTTP layer (response format), not by search.
-var apiParams = map[string]bool{"_format": true, "_pretty": true}
-
-var (
-	knownParamsOnce sync.Once
-	knownParams     map[string]bool // every R4 search parameter name of any type
-)
-
-func knownParam(typ, name string) bool {
-	if typ != "" {
-		_, ok := r4.SearchParams(typ)[name]
-		return ok
-	}
-	knownParamsOnce.Do(func() {
-		knownParams = map[string]bool{}
-		for _, t := range r4.ResourceTypes() {
-			for n := range r4.SearchParams(t) {
-				knownParams[n] = true
-			}
-		}
-	})
-	return knownParams[name]
+	req     *search.Request
 }
 
 // parseSearch turns URL parameters into a store query for typ ("" for a
@@ -70,188 +37,27 @@ func knownParam(typ, name string) bool {
 // and at least one criterion given, because a criterion ignored would make
 // the match wider than the client asked for.
 func parseSearch(typ string, v url.Values, strict, conditional bool) (*searchSpec, error) {
-	s := &searchSpec{used: url.Values{}, count: DefaultCount}
-	if typ != "" {
-		s.q.Types = []string{typ}
+	req, err := search.Parse(typ, v, search.Options{Strict: strict, Conditional: conditional})
+	if err != nil {
+		return nil, err
 	}
-	names := make([]string, 0, len(v))
-	for name := range v {
-		names = append(names, name)
-	}
-	slices.Sort(names) // deterministic errors and outcome issues
-	// _type first: the parameters that follow are checked against its types.
-	if typ == "" {
-		for _, val := range v["_type"] {
-			for t := range strings.SplitSeq(val, ",") {
-				t = strings.TrimSpace(t)
-				if t == "" {
-					continue
-				}
-				if !r4.IsResource(t) {
-					return nil, fhir.Invalid("", "_type: unknown resource type %q", trunc(t))
-				}
-				if !slices.Contains(s.q.Types, t) {
-					s.q.Types = append(s.q.Types, t)
-				}
-			}
-			s.used.Add("_type", val)
-		}
-	}
-	criteria := 0
-	for _, full := range names {
-		name, modifier, hasMod := strings.Cut(full, ":")
-		vals := v[full]
-		if name == "_type" && typ == "" {
-			continue
-		}
-		if apiParams[full] {
-			continue
-		}
-		if conditional && strings.HasPrefix(name, "_") && name != "_id" {
-			return nil, fhir.Invalid("", "parameter %q cannot be used in the criteria of a conditional interaction", trunc(full))
-		}
-		switch {
-		case name == "_count" && !hasMod:
-			n, err := strconv.Atoi(last(vals))
-			if err != nil || n < 0 {
-				return nil, fhir.Invalid("", "_count must be a non-negative integer, not %q", trunc(last(vals)))
-			}
-			s.count = min(n, MaxCount)
-			s.used.Set("_count", strconv.Itoa(s.count))
-		case name == "_total" && !hasMod:
-			switch t := last(vals); t {
-			case "accurate", "estimate":
-				s.q.Total = true
-				s.used.Set("_total", t)
-			case "none":
-			default:
-				return nil, fhir.Invalid("", "_total must be none, estimate or accurate, not %q", trunc(t))
-			}
-		case name == "_cursor" && !hasMod:
-			s.q.Cursor = last(vals)
-		case name == "_id" || supportedToken(s.q.Types, name):
-			if hasMod {
-				return nil, fhir.Errorf(fhir.ENotSupported, "", "search parameter %q: modifier :%s is not supported", name, trunc(modifier))
-			}
-			for _, val := range vals {
-				if val == "" { // FHIR search.html: a parameter with an empty value is ignored
-					continue
-				}
-				c, err := parseClause(name, val)
-				if err != nil {
-					return nil, err
-				}
-				s.q.Clauses = append(s.q.Clauses, c)
-				s.used.Add(full, val)
-				criteria++
-			}
-		case resultParams[name] || knownParam(typ, name):
-			return nil, fhir.Errorf(fhir.ENotSupported, "", "search parameter %q is not supported by this server", trunc(full))
-		default:
-			if strict || conditional {
-				return nil, fhir.Invalid("", "unknown search parameter %q", trunc(full))
-			}
-			s.ignored = append(s.ignored, full)
-		}
-	}
-	if conditional && criteria == 0 {
-		return nil, fhir.Invalid("", "a conditional interaction needs at least one search criterion")
-	}
-	return s, nil
+	return &searchSpec{q: req.Query, used: req.Used, ignored: req.Ignored, count: req.Count, req: req}, nil
 }
 
-// supportedToken reports whether name is a token parameter the index serves
-// on every one of types (or, for a search over all types, on some type: the
-// index holds rows for it only where it is defined).
-func supportedToken(types []string, name string) bool {
-	if len(types) == 0 {
-		for _, t := range r4.ResourceTypes() {
-			if supportedTokenParam(t, name) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, t := range types {
-		if !supportedTokenParam(t, name) {
-			return false
-		}
-	}
-	return true
+type accessKey struct{}
+
+// WithAccess returns a context whose searches, reads and $everything see
+// only the resources f lets through: the store applies f inside its queries
+// to matches, includes, revincludes, chains, _has, totals and paging alike
+// (issue 6 builds its access rules on it). A nil f lifts no restriction set
+// by an outer context; it means "no filter" only where none was set.
+func WithAccess(ctx context.Context, f *store.Filter) context.Context {
+	return context.WithValue(ctx, accessKey{}, f)
 }
 
-func last(vals []string) string {
-	if len(vals) == 0 {
-		return ""
-	}
-	return vals[len(vals)-1]
-}
-
-// parseClause parses one parameter value: comma-separated alternatives (OR),
-// with FHIR's escapes \, \| \$ and \\.
-func parseClause(name, val string) (store.Clause, error) {
-	var c store.Clause
-	for _, alt := range splitEscaped(val, ',') {
-		if name == "_id" {
-			c = append(c, store.Cond{Kind: store.CondID, Code: unescape(alt)})
-			continue
-		}
-		parts := splitEscaped(alt, '|')
-		cond := store.Cond{Kind: store.CondToken, Param: name}
-		switch len(parts) {
-		case 1:
-			cond.Code, cond.AnySystem = unescape(parts[0]), true
-		case 2:
-			cond.System, cond.Code = unescape(parts[0]), unescape(parts[1])
-			if cond.System == "" && cond.Code == "" {
-				return nil, fhir.Invalid("", "search parameter %q: %q is not a token", name, trunc(val))
-			}
-			if cond.Code == "" {
-				cond.AnyCode = true
-			}
-		default:
-			return nil, fhir.Invalid("", "search parameter %q: %q is not a token (system|code)", name, trunc(val))
-		}
-		if cond.Code == "" && cond.AnySystem {
-			continue // an empty alternative matches nothing more
-		}
-		c = append(c, cond)
-	}
-	if len(c) == 0 {
-		return nil, fhir.Invalid("", "search parameter %q has no value", name)
-	}
-	return c, nil
-}
-
-// splitEscaped splits s at each sep not escaped by a backslash, keeping the
-// escapes for unescape.
-func splitEscaped(s string, sep byte) []string {
-	var parts []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case sep:
-			parts = append(parts, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(parts, s[start:])
-}
-
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+func accessFilter(ctx context.Context) *store.Filter {
+	f, _ := ctx.Value(accessKey{}).(*store.Filter)
+	return f
 }
 
 // Search runs a type-level (typ set) or system-level (typ "") search and
@@ -266,16 +72,7 @@ func (e *Engine) Search(ctx context.Context, typ string, q url.Values) (fhir.Obj
 			return nil, err
 		}
 	}
-	s, err := parseSearch(typ, q, strictHandling(ctx), false)
-	if err != nil {
-		return nil, err
-	}
-	if s.count == 0 {
-		// _count=0 asks for the number of matches only (FHIR search.html).
-		s.q.Total = true
-	}
-	s.q.Count = max(s.count, 1)
-	res, err := e.st.Search(ctx, &s.q)
+	req, err := e.parse(ctx, typ, q)
 	if err != nil {
 		return nil, err
 	}
@@ -283,42 +80,165 @@ func (e *Engine) Search(ctx context.Context, typ string, q url.Values) (fhir.Obj
 	if typ != "" {
 		base += "/" + typ
 	}
-	links := []any{fhir.Object{"relation": "self", "url": linkURL(base, s.used, s.q.Cursor)}}
+	return e.runSearch(ctx, req, base)
+}
+
+// CompartmentSearch searches resources of typ ("*" or "" for every type in
+// the compartment) in the compartment of Patient/id
+// (GET /Patient/id/Observation), per the R4 Patient CompartmentDefinition.
+func (e *Engine) CompartmentSearch(ctx context.Context, ctype, id, typ string, q url.Values) (fhir.Object, error) {
+	if ctype != "Patient" {
+		return nil, fhir.Errorf(fhir.ENotSupported, "", "only the Patient compartment is supported, not %q", trunc(ctype))
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	var types []string
+	if typ == "" || typ == "*" {
+		types = compartmentTypes()
+	} else {
+		if err := checkType(typ); err != nil {
+			return nil, err
+		}
+		if typ != "Patient" && r4.PatientCompartment(typ) == nil {
+			return nil, fhir.Invalid("", "%s is not in the Patient compartment", typ)
+		}
+		types = []string{typ}
+	}
+	qt := typ
+	if len(types) > 1 {
+		qt = ""
+	}
+	req, err := e.parse(ctx, qt, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(types) > 1 {
+		req.Query.Types = intersectTypes(req.Query.Types, types)
+	}
+	req.Query.Clauses = append(req.Query.Clauses, store.Clause{{Kind: store.CondCompartment, RefType: "Patient", RefID: id}})
+	return e.runSearch(ctx, req, e.cfg.BaseURL+"/Patient/"+id+"/"+typ)
+}
+
+// compartmentTypes lists the resource types of the Patient compartment.
+func compartmentTypes() []string {
+	out := []string{"Patient"}
+	for _, t := range r4.ResourceTypes() {
+		if t != "Patient" && r4.PatientCompartment(t) != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// intersectTypes returns the types of want that are in have (all of want
+// when have is empty: no restriction).
+func intersectTypes(have, want []string) []string {
+	if len(have) == 0 {
+		return want
+	}
+	var out []string
+	for _, t := range want {
+		if slices.Contains(have, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"-"} // no type matches: an impossible type keeps the result empty, never wider
+	}
+	return out
+}
+
+func (e *Engine) parse(ctx context.Context, typ string, q url.Values) (*search.Request, error) {
+	return search.Parse(typ, q, search.Options{Strict: strictHandling(ctx), Base: e.cfg.BaseURL, Now: e.cfg.Now()})
+}
+
+// runSearch runs req against the store with the context's access filter
+// and builds the searchset Bundle, links under linkBase.
+func (e *Engine) runSearch(ctx context.Context, req *search.Request, linkBase string) (fhir.Object, error) {
+	if req.Count == 0 {
+		// _count=0 or _summary=count asks for the number of matches only
+		// (FHIR search.html).
+		req.Query.Total = true
+	}
+	req.Query.Count = max(req.Count, 1)
+	req.Query.Filter = accessFilter(ctx)
+	if req.Count == 0 {
+		req.Query.Include, req.Query.RevInclude = nil, nil
+	}
+	res, err := e.st.Search(ctx, &req.Query)
+	if err != nil {
+		return nil, err
+	}
+	links := []any{fhir.Object{"relation": "self", "url": linkURL(linkBase, req.Used, req.Query.Cursor)}}
+	if req.Query.Cursor != "" || res.Next != "" {
+		links = append(links, fhir.Object{"relation": "first", "url": linkURL(linkBase, req.Used, "")})
+	}
 	var entries []any
-	if s.count > 0 {
-		entries = make([]any, 0, len(res.Versions)+1)
+	if req.Count > 0 {
+		entries = make([]any, 0, len(res.Versions)+len(res.Included)+1)
 		for _, v := range res.Versions {
-			entries = append(entries, fhir.Object{
-				"fullUrl":  e.fullURL(v.Type, v.ID),
-				"resource": json.RawMessage(v.Body),
-				"search":   fhir.Object{"mode": "match"},
-			})
+			en, err := e.entry(v, "match", req)
+			if err != nil {
+				return nil, err
+			}
+			entries = append(entries, en)
+		}
+		for _, v := range res.Included {
+			en, err := e.entry(v, "include", req)
+			if err != nil {
+				return nil, err
+			}
+			entries = append(entries, en)
+		}
+		if res.Prev != "" {
+			links = append(links, fhir.Object{"relation": "previous", "url": linkURL(linkBase, req.Used, res.Prev)})
 		}
 		if res.Next != "" {
-			links = append(links, fhir.Object{"relation": "next", "url": linkURL(base, s.used, res.Next)})
+			links = append(links, fhir.Object{"relation": "next", "url": linkURL(linkBase, req.Used, res.Next)})
 		}
-	} else {
-		entries = []any{}
 	}
-	if len(s.ignored) > 0 {
-		issues := make([]fhir.Issue, len(s.ignored))
-		for i, p := range s.ignored {
-			issues[i] = fhir.Issue{Severity: fhir.SeverityWarning, Code: "not-supported",
-				Diagnostics: "unknown search parameter " + strconv.Quote(p) + " was ignored"}
-		}
+	var issues []fhir.Issue
+	for _, p := range req.Ignored {
+		issues = append(issues, fhir.Issue{Severity: fhir.SeverityWarning, Code: "not-supported",
+			Diagnostics: "unknown search parameter " + strconv.Quote(p) + " was ignored"})
+	}
+	if res.IncludedTruncated {
+		issues = append(issues, fhir.Issue{Severity: fhir.SeverityWarning, Code: "too-costly",
+			Diagnostics: "_include/_revinclude stopped at the server's limit; some included resources are missing"})
+	}
+	if len(issues) > 0 {
 		entries = append(entries, fhir.Object{
 			"resource": fhir.OutcomeOf(issues...),
 			"search":   fhir.Object{"mode": "outcome"},
 		})
 	}
 	b := fhir.Object{"resourceType": "Bundle", "type": "searchset", "link": links}
-	if res.Total >= 0 && s.q.Total {
+	if res.Total >= 0 && req.Query.Total {
 		b["total"] = res.Total
 	}
 	if len(entries) > 0 {
 		b["entry"] = entries
 	}
 	return b, nil
+}
+
+// entry is one searchset entry; the stored JSON is embedded verbatim unless
+// _summary or _elements asks for a subset.
+func (e *Engine) entry(v *store.Version, mode string, req *search.Request) (fhir.Object, error) {
+	var body any = json.RawMessage(v.Body)
+	if req.Summary != "" && req.Summary != "false" || len(req.Elements) > 0 {
+		r, err := fhir.ParseObject(v.Body, 0)
+		if err != nil {
+			return nil, fhir.Internal(err)
+		}
+		body = search.Shape(v.Type, r, req.Summary, req.Elements)
+	}
+	return fhir.Object{
+		"fullUrl":  e.fullURL(v.Type, v.ID),
+		"resource": body,
+		"search":   fhir.Object{"mode": mode},
+	}, nil
 }
 
 // linkURL is an absolute paging link: base, the honoured parameters and the
@@ -342,8 +262,8 @@ func (e *Engine) fullURL(typ, id string) string {
 	return e.cfg.BaseURL + "/" + typ + "/" + id
 }
 
-// matchOne runs the criteria of a conditional interaction inside tx and
-// returns the matches (at most two: enough to tell one from many).
+// matchConditional runs the criteria of a conditional interaction inside tx
+// and returns the matches (at most two: enough to tell one from many).
 func matchConditional(ctx context.Context, tx store.Tx, typ string, q url.Values) ([]*store.Version, error) {
 	s, err := parseSearch(typ, q, true, true)
 	if err != nil {
@@ -365,4 +285,104 @@ func parseConditional(raw string) (url.Values, error) {
 		return nil, fhir.Invalid("", "malformed search criteria %q", trunc(raw))
 	}
 	return v, nil
+}
+
+// Everything returns Patient/id/$everything: the patient, every resource in
+// their compartment and the resources those refer to (R4
+// patient-operation-everything), paged. start and end (dates) keep the
+// resources whose "date" parameter overlaps them, and those of types
+// without a date; _since keeps resources updated since an instant; _type
+// restricts the types; _count sets the page size.
+func (e *Engine) Everything(ctx context.Context, id string, q url.Values) (fhir.Object, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if _, err := e.Read(ctx, "Patient", id); err != nil {
+		return nil, err
+	}
+	if f := accessFilter(ctx); f != nil {
+		// The patient must be visible: otherwise the same 404 as a missing one.
+		res, err := e.st.Search(ctx, &store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{{Kind: store.CondID, Code: id}}}, Count: 1, Filter: f})
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Versions) == 0 {
+			return nil, fhir.Errorf(fhir.ENotFound, "", "Patient/%s not found", id)
+		}
+	}
+	types := compartmentTypes()
+	pass := url.Values{}
+	var extra []store.Clause
+	for name, vals := range q {
+		switch name {
+		case "_count", "_cursor", "_summary", "_elements":
+			pass[name] = vals
+		case "_type":
+			var want []string
+			for _, v := range vals {
+				for _, t := range splitComma(v) {
+					if !r4.IsResource(t) {
+						return nil, fhir.Invalid("", "_type: unknown resource type %q", trunc(t))
+					}
+					want = append(want, t)
+				}
+			}
+			types = intersectTypes(want, types)
+			pass[name] = vals
+		case "_since":
+			t, err := time.Parse(time.RFC3339Nano, last(vals))
+			if err != nil {
+				return nil, fhir.Invalid("", "_since must be an instant, not %q", trunc(last(vals)))
+			}
+			extra = append(extra, store.Clause{{Kind: store.CondLastUpdated, Prefix: store.PrefixGE, Lo: t.UnixMilli(), Hi: t.UnixMilli()}})
+			pass[name] = vals
+		case "start", "end":
+			pr := store.PrefixGE
+			if name == "end" {
+				pr = store.PrefixLE
+			}
+			c, err := search.DateCond("date", last(vals))
+			if err != nil {
+				return nil, fhir.Invalid("", "%s must be a date, not %q", name, trunc(last(vals)))
+			}
+			// start: resources whose date reaches the start day or later;
+			// end: those that reach the end day or earlier.
+			c.Prefix = pr
+			extra = append(extra, store.Clause{c, {Kind: store.CondDate, Param: "date", Missing: store.MissingTrue}})
+			pass[name] = vals
+		default:
+			if strictHandling(ctx) {
+				return nil, fhir.Invalid("", "unknown $everything parameter %q", trunc(name))
+			}
+		}
+	}
+	req, err := search.Parse("", url.Values{"_count": pass["_count"], "_cursor": pass["_cursor"], "_summary": pass["_summary"], "_elements": pass["_elements"]}, search.Options{})
+	if err != nil {
+		return nil, err
+	}
+	req.Used = pass
+	req.Query.Types = types
+	req.Query.Clauses = append([]store.Clause{{{Kind: store.CondCompartment, RefType: "Patient", RefID: id}}}, extra...)
+	req.Query.Include = []store.Include{{SourceType: "*", Param: "*"}}
+	return e.runSearch(ctx, req, e.cfg.BaseURL+"/Patient/"+id+"/$everything")
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for i, start := 0, 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if t := s[start:i]; t != "" {
+				out = append(out, t)
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func last(vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	return vals[len(vals)-1]
 }

@@ -60,6 +60,7 @@ func compileAll() {
 			byURL[sp.URL] = sp
 		}
 	}
+	defsByURL = byURL
 	cache := map[string]*fhirpath.Expression{}
 	compile := func(src string) *fhirpath.Expression {
 		if e, ok := cache[src]; ok {
