@@ -44,9 +44,9 @@ func (e *Engine) capabilities() fhir.Object {
 			"conditionalUpdate": true,
 			"conditionalDelete": "single",
 			"searchParam":       params,
-			"searchInclude":    []any{"*"},
-			"searchRevInclude": []any{"*"},
-			"operation":        operations(typ),
+			"searchInclude":     []any{"*"},
+			"searchRevInclude":  []any{"*"},
+			"operation":         operations(typ),
 		})
 	}
 	impl := fhir.Object{"description": "sharedcare FHIR R4 server"}
