@@ -135,6 +135,7 @@ type tx struct {
 	tx      pgx.Tx
 	creates createBuffer
 	pending indexBuffer
+	locked  bool          // holds the write lock (lockWrites)
 	mine    []int64       // rids this transaction wrote
 	empty   []store.Query // first-page searches that found nothing
 }
@@ -159,6 +160,9 @@ type createBuffer struct {
 // version row against the statement's old snapshot and return nothing.
 func (t *tx) Read(ctx context.Context, typ, id string) (*store.Version, error) {
 	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	if err := t.lockWrites(ctx); err != nil {
 		return nil, err
 	}
 	b := &pgx.Batch{}
@@ -328,6 +332,9 @@ func (t *tx) Put(ctx context.Context, p *store.Put) error {
 	if err := t.flush(ctx); err != nil {
 		return err
 	}
+	if err := t.lockWrites(ctx); err != nil {
+		return err
+	}
 	b := &pgx.Batch{}
 	b.Queue(updateSQL, p.Type, p.ID, p.VersionID, utc(p.LastUpdated), p.Deleted, body)
 	// The old index rows go in the same round trip; if the update matched
@@ -368,6 +375,29 @@ func (t *tx) conflict(ctx context.Context, p *store.Put) error {
 	return fhir.Errorf(fhir.EConflict, "", "%s/%s: version %d cannot be written, the latest version is %d", p.Type, p.ID, p.VersionID, current)
 }
 
+// lockWrites makes this transaction the store's one writer until it ends,
+// before its first write or row lock. Writers take Seqs from a sequence, and
+// if they overlapped, a version with a smaller Seq could become visible after
+// one with a larger Seq, so that a reader paging history by Seq (or a feed
+// reading "everything after Seq n") would skip it for good (storetest:
+// "a version becomes visible only after every version with a smaller Seq").
+// Holding one transaction-level advisory lock from the first Seq to the
+// commit makes Seq order commit order. It is the SQLite store's model (one
+// writer); reads, searches, and everything the engine does before it
+// writes still run in parallel. Taking it before any row lock also means
+// writers never deadlock on each other's rows. The key includes the schema,
+// so test stores in separate schemas do not queue behind each other.
+func (t *tx) lockWrites(ctx context.Context) error {
+	if t.locked {
+		return nil
+	}
+	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('sharedcare.write.' || current_schema(), 0))`); err != nil {
+		return wrapDB(err)
+	}
+	t.locked = true
+	return nil
+}
+
 // indexTables are the index tables, each cleared of a resource's rows when
 // it gets a new version.
 var indexTables = []string{"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri"}
@@ -376,6 +406,9 @@ var indexTables = []string{"idx_token", "idx_string", "idx_date", "idx_number", 
 // INSERT ... SELECT FROM unnest per table, all in one round trip).
 func (t *tx) flush(ctx context.Context) error {
 	if c := &t.creates; len(c.ids) > 0 {
+		if err := t.lockWrites(ctx); err != nil {
+			return err
+		}
 		rids := make([]int64, len(c.ids))
 		rows, err := t.tx.Query(ctx, createSQL, c.types, c.ids, c.updated, c.deleted, c.bodies)
 		if err != nil {
