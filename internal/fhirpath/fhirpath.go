@@ -15,6 +15,23 @@
 // the target's type, which is what search parameters such as
 // Observation.subject.where(resolve() is Patient) need.
 //
+// Decisions where FHIRPath and R4 pull apart, or where the engine is
+// simpler than the specification allows:
+//   - the as operator over a collection filters it like ofType(), because
+//     R4's search parameters are written that way ("(Observation.component.value
+//     as Quantity)"); the as() function keeps the single-item rule;
+//   - a choice element spelt with its type (Observation.valueQuantity) is
+//     an evaluation error, as FHIRPath requires;
+//   - Decimal is a float64 carrying the scale it was written with (about
+//     15 significant digits, results rounded to their scale so that
+//     0.1 + 0.2 = 0.3), not the 28 digits the specification allows:
+//     ample for clinical values, and no allocation per number;
+//   - Quantity comparison converts between the UCUM units of a small
+//     table (mass, length, volume, time, amount, %); other units compare
+//     only with themselves;
+//   - paths are not type-checked before evaluation (no "strict" mode):
+//     an unknown element name gives an empty collection.
+//
 // Not supported: memberOf, subsumes and subsumedBy (they need a
 // terminology server), conformsTo and slice (they need profiles).
 package fhirpath
