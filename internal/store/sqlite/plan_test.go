@@ -52,7 +52,11 @@ func TestQueryPlans(t *testing.T) {
 		if len(tc.q.Clauses) > 0 {
 			forbid = "resources_type"
 		}
-		checkPlan(t, s, tc.name, b.pageSQL(), append(b.args, int64(0), 10), forbid)
+		pageSQL, args, err := b.page(tc.q.Sort, cursor{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPlan(t, s, tc.name, pageSQL, args, forbid)
 		checkPlan(t, s, tc.name+" (total)", b.countSQL(), b.args, forbid)
 	}
 	histories := []struct {
@@ -89,7 +93,12 @@ func checkPlan(t *testing.T, s *Store, name, sqlText string, args []any, forbid 
 		plan = append(plan, detail)
 	}
 	for _, line := range plan {
-		if strings.HasPrefix(line, "SCAN") || (forbid != "" && strings.Contains(line, forbid)) {
+		// Scanning the page's own rows (p), a list of rids bound as JSON
+		// (json_each) or a MATCH on the FTS5 table is fine; a scan of a
+		// table or index is not.
+		okScan := line == "SCAN p" || strings.HasPrefix(line, "SCAN j VIRTUAL TABLE") ||
+			(strings.HasPrefix(line, "SCAN idx_text VIRTUAL TABLE INDEX") && !strings.HasSuffix(line, "INDEX 0:"))
+		if (strings.HasPrefix(line, "SCAN") && !okScan) || (forbid != "" && strings.Contains(line, forbid)) {
 			t.Errorf("%s: the plan has %q:\n  %s\nquery: %s", name, line, strings.Join(plan, "\n  "), sqlText)
 			return
 		}
