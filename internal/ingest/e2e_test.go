@@ -282,3 +282,19 @@ func TestImportAGeneratedRegionStrictly(t *testing.T) {
 		})
 	}
 }
+
+func TestImportWithGzippedRequestBodies(t *testing.T) {
+	st := backend.OpenSQLiteForTest(t)
+	base, token := server(t, st)
+	sink, _ := NewHTTP(base, HTTPOptions{Token: token, Gzip: true})
+	valid := `{"resourceType":"Bundle","type":"transaction","entry":[
+	  {"fullUrl":"urn:uuid:8a4f2a9e-0c1d-4c3b-9a57-2f6a1f0e9b11","resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+	  {"resource":{"resourceType":"Observation","status":"final","code":{"text":"pulse"},"subject":{"reference":"urn:uuid:8a4f2a9e-0c1d-4c3b-9a57-2f6a1f0e9b11"}},"request":{"method":"POST","url":"Observation"}}]}`
+	sum, err := Run(t.Context(), sink, []string{write(t, t.TempDir(), "p.ndjson", ndjsonMixed), write(t, t.TempDir(), "t.json.gz", valid)}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Loaded != 4 || sum.Failed != 1 {
+		t.Errorf("got loaded %d failed %d (%v), want 4 loaded and the unknown element refused", sum.Loaded, sum.Failed, sum.Failures)
+	}
+}
