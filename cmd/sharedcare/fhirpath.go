@@ -21,7 +21,7 @@ func runFHIRPath(ctx context.Context, args []string) error {
 func fhirpathCommand(_ context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("fhirpath", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: sharedcare fhirpath [--types] EXPRESSION FILE
+		fmt.Fprint(fs.Output(), `usage: sharedcare fhirpath [--types] [--strict] EXPRESSION FILE
 
 Evaluates the FHIRPath EXPRESSION with the resource in FILE (JSON; - reads
 standard input) as its context and prints the result collection as a JSON
@@ -33,6 +33,7 @@ flags:
 		fs.PrintDefaults()
 	}
 	types := fs.Bool("types", false, `print each item as {"type": ..., "value": ...}`)
+	strict := fs.Bool("strict", false, "fail on element names the R4 model does not define and on paths about another type (catches typos)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -72,7 +73,11 @@ flags:
 		}
 		fmt.Fprintf(os.Stderr, "trace %s: %s\n", name, fhir.Marshal(items))
 	})
-	out, err := e.Evaluate(res, trace)
+	opts := []fhirpath.Option{trace}
+	if *strict {
+		opts = append(opts, fhirpath.WithStrict())
+	}
+	out, err := e.Evaluate(res, opts...)
 	if err != nil {
 		return err
 	}

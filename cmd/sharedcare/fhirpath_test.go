@@ -51,6 +51,7 @@ func TestFHIRPathCommand(t *testing.T) {
 		{"an unknown function fails", []string{"Patient.name.nosuch()", patient}, false},
 		{"a missing file fails", []string{"Patient.name", filepath.Join(dir, "absent.json")}, false},
 		{"an evaluation error fails", []string{"Patient.name.given.single()", patient}, false},
+		{"--strict refuses a misspelt element", []string{"--strict", "Patient.name.givn", patient}, false},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

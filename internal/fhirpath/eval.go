@@ -191,20 +191,23 @@ func (n *memberNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 			return in, nil // the usual case: Patient.name evaluated on a Patient
 		}
 		if out != nil || r4.Lookup(n.name) != nil {
+			if out == nil && c.opts.strict {
+				return nil, evalErr("the expression is about %s but the context is %s", n.name, in[0].typ)
+			}
 			return out, nil
 		}
 	}
 	var out []Value
 	var err error
 	for i := range in {
-		if out, err = n.children(out, &in[i]); err != nil {
+		if out, err = n.children(out, &in[i], c.opts.strict); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func (n *memberNode) children(out []Value, v *Value) ([]Value, error) {
+func (n *memberNode) children(out []Value, v *Value, strict bool) ([]Value, error) {
 	obj, ok := v.data.(fhir.Object)
 	def, path := v.def, v.path
 	if !ok {
@@ -228,6 +231,9 @@ func (n *memberNode) children(out []Value, v *Value) ([]Value, error) {
 		return nil, evalErr("%s is not an element name: use %s (with ofType or as to pick the type)", n.name, e.choice)
 	}
 	if e.cands == nil {
+		if strict {
+			return nil, evalErr("%s has no element %s", elementName(def, path), n.name)
+		}
 		return appendUntyped(out, obj, n.name), nil
 	}
 	for i := range e.cands {
@@ -243,6 +249,14 @@ func (n *memberNode) children(out []Value, v *Value) ([]Value, error) {
 		out = appendRaw(out, raw, ext, cd)
 	}
 	return out, nil
+}
+
+// elementName names a type or backbone element for messages.
+func elementName(def *r4.Type, path string) string {
+	if path == "" {
+		return def.Name
+	}
+	return def.Name + "." + path
 }
 
 // navKey identifies one name under one (type, path).

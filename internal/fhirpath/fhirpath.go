@@ -29,8 +29,9 @@
 //   - Quantity comparison converts between the UCUM units of a small
 //     table (mass, length, volume, time, amount, %); other units compare
 //     only with themselves;
-//   - paths are not type-checked before evaluation (no "strict" mode):
-//     an unknown element name gives an empty collection.
+//   - paths are not type-checked before evaluation: an unknown element
+//     name gives an empty collection, or with WithStrict an error when a
+//     node of a known type is navigated.
 //
 // Not supported: memberOf, subsumes and subsumedBy (they need a
 // terminology server), conformsTo and slice (they need profiles).
@@ -90,6 +91,7 @@ type options struct {
 	now      time.Time
 	resolver func(ref string) fhir.Object
 	trace    func(name string, values []Value)
+	strict   bool
 }
 
 // WithVariable binds %name to a value: a fhir.Object, string, bool,
@@ -118,9 +120,18 @@ func WithTrace(f func(name string, values []Value)) Option {
 	return func(o *options) { o.trace = f }
 }
 
+// WithStrict makes navigation to an element the model does not define
+// (name.given1), and a path that names another type than the context's
+// (Encounter.status on a Patient), errors rather than empty collections:
+// for checking an expression written for one type. Search parameters
+// shared by several types (AllergyIntolerance.code | Condition.code) must
+// not be evaluated so.
+func WithStrict() Option { return func(o *options) { o.strict = true } }
+
 // Evaluate evaluates the expression with resource as the context (and
 // %resource, %context). resource may be nil for expressions that do not
-// look at one.
+// look at one. The result may share memory with the resource and with the
+// expression's constants: treat it as read-only.
 func (e *Expression) Evaluate(resource fhir.Object, opts ...Option) ([]Value, error) {
 	c := &evalCtx{}
 	if resource != nil {

@@ -150,6 +150,20 @@ func TestOptions(t *testing.T) {
 			t.Errorf("got %s (%v), want 40", got, err)
 		}
 	})
+	t.Run("strict mode refuses an element the model does not define", func(t *testing.T) {
+		e := MustCompile("Observation.code.coding.cod")
+		if out, err := e.Evaluate(obs); err != nil || len(out) != 0 {
+			t.Errorf("lenient: got %v, %v; want empty", out, err)
+		}
+		if _, err := e.Evaluate(obs, WithStrict()); err == nil || !strings.Contains(err.Error(), "Coding has no element cod") {
+			t.Errorf("strict: got %v, want an error naming Coding and cod", err)
+		}
+	})
+	t.Run("strict mode refuses a path about another type", func(t *testing.T) {
+		if _, err := MustCompile("Patient.gender").Evaluate(obs, WithStrict()); err == nil {
+			t.Error("succeeded; want an error")
+		}
+	})
 	t.Run("an unknown variable is an error", func(t *testing.T) {
 		if _, err := MustCompile("%nosuch").Evaluate(obs); err == nil {
 			t.Error("succeeded; want an error")
