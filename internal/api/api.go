@@ -102,6 +102,7 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /fhir", h.bundle)
 	m.HandleFunc("POST /fhir/{$}", h.bundle)
 	m.HandleFunc("GET /fhir/_history", h.historySystem)
+	m.HandleFunc("POST /fhir/_search", h.searchSystemPost)
 
 	// Type level.
 	m.HandleFunc("GET /fhir/{type}", h.searchType)
@@ -120,4 +121,7 @@ func (h *handler) routes() {
 	m.HandleFunc("DELETE /fhir/{type}/{id}", h.delete)
 	m.HandleFunc("GET /fhir/{type}/{id}/_history", h.historyInstance)
 	m.HandleFunc("GET /fhir/{type}/{id}/_history/{vid}", h.vread)
+	// Patient compartment search and Patient/$everything (compartment.go).
+	m.HandleFunc("GET /fhir/{type}/{id}/{sub}", h.instanceSub)
+	m.HandleFunc("POST /fhir/{type}/{id}/{sub}", h.instanceSub)
 }

@@ -41,7 +41,7 @@ func Params(typ string) []ParamDoc {
 		case "_text", "_content":
 			doc = "Every word must occur (case- and accent-insensitive)."
 		default:
-			if sp.Type == "special" || doc == "" {
+			if sp.Type == "special" || doc == "" || unsupportedParams[name] {
 				continue
 			}
 		}

@@ -61,6 +61,8 @@ type Request struct {
 var unsupportedParams = map[string]bool{
 	"_contained": true, "_containedType": true, "_list": true, "_query": true, "_filter": true,
 	"_score": true, "_graph": true,
+	// phonetic needs a phonetic algorithm the definitions do not name.
+	"phonetic": true,
 }
 
 // apiParams are handled by the HTTP layer (response format), not by search.
