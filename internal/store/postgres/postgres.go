@@ -6,11 +6,15 @@
 // points at the current one; one narrow table per kind of search index row
 // (idx_token, idx_string, ...) holds the rows of current versions, and
 // searches read only those tables and resources. Writes run in READ COMMITTED
-// transactions: Tx.Read locks the resource's row (SELECT ... FOR UPDATE), so a
-// concurrent writer of the same resource waits and then sees the new version,
-// and a transaction that loses a race on a new resource's key (or a deadlock)
-// is retried whole. synchronous_commit is left on: a write is durable before
-// Write returns.
+// transactions. A writing transaction takes a store-wide advisory lock at its
+// first write or Tx.Read and keeps it to commit, so writes commit one at a
+// time in Seq order (as in the SQLite store; see tx.lockWrites for why);
+// reads, searches and everything before a transaction's first write run in
+// parallel. Tx.Read also locks the resource's row (SELECT ... FOR UPDATE).
+// New resources' rows and all index rows are buffered and written in
+// batches. A transaction that loses a race that a rerun resolves (a new
+// resource's key, a conditional create's empty search) is retried whole.
+// synchronous_commit is left on: a write is durable before Write returns.
 package postgres
 
 import (
