@@ -15,7 +15,8 @@ import (
 // evalCtx is the state of one evaluation: the environment variables and
 // the iteration variables of the innermost where/select/repeat/...
 type evalCtx struct {
-	resource []Value // %resource and %context
+	resource []Value // %resource
+	context  []Value // %context: the input the evaluation started from
 	this     []Value // $this: the input of the current iteration (or the context)
 	index    int     // $index
 	total    []Value // $total in aggregate()
@@ -61,8 +62,10 @@ type constNode struct{ name string }
 
 func (n *constNode) eval(c *evalCtx, in []Value) ([]Value, error) {
 	switch n.name {
-	case "resource", "context", "rootResource":
+	case "resource", "rootResource":
 		return c.resource, nil
+	case "context":
+		return c.context, nil
 	case "ucum":
 		return []Value{sysString("http://unitsofmeasure.org")}, nil
 	case "sct":

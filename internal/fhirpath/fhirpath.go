@@ -141,8 +141,8 @@ func (e *Expression) Evaluate(resource fhir.Object, opts ...Option) ([]Value, er
 	return e.eval(c, c.resource, opts)
 }
 
-// EvaluateOn evaluates the expression with focus as the context and
-// resource as %resource: the components of a composite search parameter
+// EvaluateOn evaluates the expression with focus as the context (and
+// %context) and resource as %resource: the components of a composite search parameter
 // are evaluated so, on each node the parameter's expression selected.
 func (e *Expression) EvaluateOn(resource fhir.Object, focus Value, opts ...Option) ([]Value, error) {
 	c := &evalCtx{}
@@ -154,7 +154,7 @@ func (e *Expression) EvaluateOn(resource fhir.Object, focus Value, opts ...Optio
 }
 
 func (e *Expression) eval(c *evalCtx, in []Value, opts []Option) (out []Value, err error) {
-	c.this = in
+	c.this, c.context = in, in
 	for _, o := range opts {
 		o(&c.opts)
 	}

@@ -184,9 +184,9 @@ func TestOptions(t *testing.T) {
 		if err != nil || len(comps) != 3 {
 			t.Fatalf("components: %d, %v", len(comps), err)
 		}
-		out, err := MustCompile("code.text & '/' & %resource.id").EvaluateOn(obs, comps[2])
-		if got := describe(out); err != nil || got != `System.String="c/o1"` {
-			t.Errorf("got %s (%v), want c/o1", got, err)
+		out, err := MustCompile("code.text & '/' & %resource.id & '/' & %context.code.text").EvaluateOn(obs, comps[2])
+		if got := describe(out); err != nil || got != `System.String="c/o1/c"` {
+			t.Errorf("got %s (%v), want c/o1/c", got, err)
 		}
 	})
 }
