@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"generate":    {runGenerate, "write a synthetic health-and-care region, one folder per organisation (sharedcare generate --people N --seed S --out DIR)"},
 	"import":      {runImport, "load FHIR bundles and NDJSON into a server (--url URL --token T) or a local store (--data DIR)"},
 	"bench":       {runBench, "measure ingest and read-by-id throughput against a server"},
+	"reindex":     {runReindex, "rebuild every search index row from the stored resources (sharedcare reindex --data DIR [--db URL])"},
 	"fhirpath":    {runFHIRPath, "evaluate a FHIRPath expression over a resource and print the result as JSON (sharedcare fhirpath EXPRESSION FILE|-)"},
 }
 

@@ -1,5 +1,7 @@
 package store
 
+import "context"
+
 // Index holds the search index rows of one resource version, grouped by the
 // kind of search parameter they serve. The engine extracts them; the store
 // writes them into narrow tables (one per kind) keyed by resource, so that a
@@ -135,4 +137,14 @@ type Text struct {
 type Compartment struct {
 	Type string
 	ID   string
+}
+
+// Reindexer is implemented by a backend's Tx that can replace the index rows
+// of a resource's current version without writing a new version, for
+// `sharedcare reindex` after the indexer changes. Reindex returns EConflict
+// when version is no longer the current version of typ/id (a write raced
+// the rebuild; that write indexed the resource itself) and ENotFound when the
+// resource does not exist.
+type Reindexer interface {
+	Reindex(ctx context.Context, typ, id string, version int64, idx Index) error
 }
