@@ -152,12 +152,14 @@ type createBuffer struct {
 	bodies  [][]byte
 }
 
-// Read returns the current version and locks the resource's row until the
-// transaction ends. Under READ COMMITTED a concurrent writer that committed
-// first is seen here: FOR UPDATE waits for it and then returns its row. The
-// body is fetched by a second statement in the same round trip, after the
-// lock is held, because a join in the locking statement would re-check the
-// version row against the statement's old snapshot and return nothing.
+// Read returns the current version. It first takes the write lock (see
+// lockWrites), which no other transaction can hold until this one ends, so
+// the version read stays the latest until this transaction commits: of 100
+// concurrent updates that all expect version 1, the first to get the lock
+// writes version 2 and every later one reads version 2 (under READ COMMITTED
+// each statement sees everything committed before it started, and the lock
+// is released only after the commit is visible). A row lock (FOR UPDATE) on
+// top would only cost a write per read.
 func (t *tx) Read(ctx context.Context, typ, id string) (*store.Version, error) {
 	if err := t.flush(ctx); err != nil {
 		return nil, err
@@ -165,24 +167,7 @@ func (t *tx) Read(ctx context.Context, typ, id string) (*store.Version, error) {
 	if err := t.lockWrites(ctx); err != nil {
 		return nil, err
 	}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT seq FROM resources WHERE type = $1 AND id = $2 FOR UPDATE`, typ, id)
-	b.Queue(`SELECT `+versionColumns+` FROM resources r JOIN resource_versions v ON v.seq = r.seq
-		WHERE r.type = $1 AND r.id = $2`, typ, id)
-	br := t.tx.SendBatch(ctx, b)
-	defer br.Close()
-	var seq int64
-	if err := br.QueryRow().Scan(&seq); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, notFound(typ, id)
-		}
-		return nil, wrapDB(err)
-	}
-	v, err := scanVersion(br.QueryRow())
-	if err != nil {
-		return nil, wrapDB(err)
-	}
-	return v, br.Close()
+	return read(ctx, t.tx, typ, id)
 }
 
 // Search runs q inside the transaction, after writing what is buffered so
@@ -384,8 +369,8 @@ func (t *tx) conflict(ctx context.Context, p *store.Put) error {
 // Holding one transaction-level advisory lock from the first Seq to the
 // commit makes Seq order commit order. It is the SQLite store's model (one
 // writer); reads, searches, and everything the engine does before it
-// writes still run in parallel. Taking it before any row lock also means
-// writers never deadlock on each other's rows. The key includes the schema,
+// writes still run in parallel. Writers cannot deadlock on each other: the
+// lock is taken before any row is written. The key includes the schema,
 // so test stores in separate schemas do not queue behind each other.
 func (t *tx) lockWrites(ctx context.Context) error {
 	if t.locked {
