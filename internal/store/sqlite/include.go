@@ -121,7 +121,7 @@ func includeSQL(inc store.Include, rev bool, sources []int64, f *store.Filter, l
 			b.w(" AND s.type = ?", inc.SourceType)
 		}
 		if inc.Param != "*" {
-			b.w(" AND x.param = ?", inc.Param)
+			b.w(" AND +x.param = ?", inc.Param)
 		}
 		if !anyType(inc.TargetType) {
 			b.w(" AND x.ref_type = ?", inc.TargetType)

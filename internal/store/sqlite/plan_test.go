@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,6 +41,50 @@ func TestQueryPlans(t *testing.T) {
 			store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", AnyCode: true}}}}},
 		{"a type listing walks the type index in rid order",
 			store.Query{Types: []string{"Patient"}}},
+		{"family prefix and birthdate drive from the string index and seek the date rows by key",
+			store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{
+				{{Kind: store.CondString, Param: "family", Value: "smi"}},
+				{{Kind: store.CondDate, Param: "birthdate", Lo: 0, Hi: 86399999}}}}},
+		{"patient and code sorted by -date drive from the reference index",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{
+				{{Kind: store.CondReference, Param: "patient", RefType: "Patient", RefID: "p1"}},
+				{{Kind: store.CondToken, Param: "code", System: "http://loinc.org", Code: "8302-2"}}},
+				Sort: []store.SortKey{{Kind: store.CondDate, Param: "date", Desc: true}}}},
+		{"code and a date range drive from the token index",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{
+				{{Kind: store.CondToken, Param: "code", System: "http://loinc.org", Code: "8302-2"}},
+				{{Kind: store.CondDate, Param: "date", Prefix: store.PrefixGE, Lo: 0, Hi: 86399999}},
+				{{Kind: store.CondDate, Param: "date", Prefix: store.PrefixLT, Lo: 864000000, Hi: 950399999}}}}},
+		{"a date range alone seeks the date indexes by lo and by hi",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{
+				{{Kind: store.CondDate, Param: "date", Prefix: store.PrefixGE, Lo: 0, Hi: 86399999}}}}},
+		{"a compartment search over every type drives from the membership index",
+			store.Query{Clauses: []store.Clause{{{Kind: store.CondCompartment, RefType: "Patient", RefID: "p1"}}}, Count: 1000}},
+		{"_lastUpdated within a type seeks (type, last_updated)",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{{Kind: store.CondLastUpdated, Prefix: store.PrefixGT, Lo: 0, Hi: 999}}}}},
+		{"_text drives from the FTS5 index",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{{Kind: store.CondText, Param: "_content", Value: "height body"}}}}},
+		{"a composite drives from the composite index",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{{Kind: store.CondComposite, Param: "code-value-quantity", Parts: []store.Cond{
+				{Kind: store.CondToken, AnySystem: true, Code: "8302-2"},
+				{Kind: store.CondQuantity, Prefix: store.PrefixGT, NumLo: 150, NumHi: 150, AnySystem: true, AnyCode: true}}}}}}},
+		{"a chain drives from the target's lookup and the reference target index",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{{Kind: store.CondChain, Param: "subject",
+				Sub: &store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{tokenC("1")}}}}}}}},
+		{"a nested _has drives from the innermost lookup",
+			store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{{Kind: store.CondHas, Param: "subject",
+				Sub: &store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{{Kind: store.CondToken, Param: "code", AnySystem: true, Code: "x"}}}}}}}}},
+		{":not and :missing are probed per driven row",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{
+				{{Kind: store.CondToken, Param: "code", AnySystem: true, Code: "x"}},
+				{{Kind: store.CondToken, Param: "status", AnySystem: true, Code: "final", Not: true}},
+				{{Kind: store.CondDate, Param: "date", Missing: store.MissingTrue}}}}},
+		{"the access filter is probed per row by key range",
+			store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{tokenC("1")}},
+				Filter: &store.Filter{Grants: []store.Grant{{Patients: []string{"p1"}, DenyLabels: []store.Label{{Code: "R"}}}, {NoPatient: true, Sources: []string{"https://x/ods/RXX"}}}}}},
+		{"sort by a string with a cursor stays on the driving lookup",
+			store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{tokenC("1")}},
+				Sort: []store.SortKey{{Kind: store.CondString, Param: "family"}, {Kind: store.CondLastUpdated, Param: "_lastUpdated", Desc: true}}}},
 	}
 	for _, tc := range searches {
 		var b sqlBuilder
@@ -50,14 +95,44 @@ func TestQueryPlans(t *testing.T) {
 		// of the type: the clauses' index lookups must drive.
 		forbid := ""
 		if len(tc.q.Clauses) > 0 {
-			forbid = "resources_type"
+			forbid = "INDEX resources_type ("
 		}
 		pageSQL, args, err := b.page(tc.q.Sort, cursor{}, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkPlan(t, s, tc.name, pageSQL, args, forbid)
+		if len(tc.q.Sort) > 0 {
+			vals := make([]any, len(tc.q.Sort))
+			for i := range vals {
+				vals[i] = "v"
+			}
+			for _, back := range []bool{false, true} {
+				pageSQL, args, err := b.page(tc.q.Sort, cursor{back: back, vals: vals, rid: 5}, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkPlan(t, s, fmt.Sprintf("%s (cursor, backward %v)", tc.name, back), pageSQL, args, forbid)
+			}
+		}
 		checkPlan(t, s, tc.name+" (total)", b.countSQL(), b.args, forbid)
+	}
+	for _, rev := range []bool{false, true} {
+		for _, inc := range []store.Include{
+			{SourceType: "Encounter", Param: "patient", TargetType: "Patient"},
+			{SourceType: "Condition", Param: "encounter"},
+			{Param: "*"},
+		} {
+			if rev && inc.Param == "*" {
+				continue
+			}
+			f := &store.Filter{Grants: []store.Grant{{Patients: []string{"p1"}}}}
+			sqlText, args, err := includeSQL(inc, rev, []int64{1, 2, 3}, f, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkPlan(t, s, fmt.Sprintf("include %+v (reverse %v)", inc, rev), sqlText, args, "")
+		}
 	}
 	histories := []struct {
 		name string
@@ -91,6 +166,9 @@ func checkPlan(t *testing.T, s *Store, name, sqlText string, args []any, forbid 
 			t.Fatal(err)
 		}
 		plan = append(plan, detail)
+	}
+	if testing.Verbose() {
+		t.Logf("%s:\n  %s", name, strings.Join(plan, "\n  "))
 	}
 	for _, line := range plan {
 		// Scanning the page's own rows (p), a list of rids bound as JSON

@@ -245,8 +245,12 @@ func (b *sqlBuilder) condSet(c store.Cond, types []string) error {
 		b.w("SELECT rowid >> 16 FROM idx_text WHERE idx_text MATCH ?", m)
 		return nil
 	case store.CondChain:
+		// CROSS JOIN keeps the target outermost: it is found through the
+		// sub-query's own driving lookup, then the references to it
+		// through idx_reference_target; the other order would read every
+		// reference of the parameter.
 		x, t := b.alias("x"), b.alias("t")
-		b.w("SELECT "+x+".rid FROM resources "+t+" JOIN idx_reference "+x+" ON "+x+".param = ? AND "+
+		b.w("SELECT "+x+".rid FROM resources "+t+" CROSS JOIN idx_reference "+x+" ON "+x+".param = ? AND "+
 			x+".ref_id = "+t+".id AND "+x+".ref_type = "+t+".type WHERE ", c.Param)
 		if c.Sub == nil {
 			return notSupported("chain on %s without a sub-query", c.Param)
@@ -261,13 +265,32 @@ func (b *sqlBuilder) condSet(c store.Cond, types []string) error {
 			return notSupported("_has on %s without a sub-query", c.Param)
 		}
 		x, s, t := b.alias("x"), b.alias("s"), b.alias("t")
-		b.w("SELECT "+t+".rid FROM resources "+s+" JOIN idx_reference "+x+" ON "+rowsOf(x+".key", s)+" AND "+x+".param = ?"+
-			" JOIN resources "+t+" ON "+t+".type = "+x+".ref_type AND "+t+".id = "+x+".ref_id WHERE ", c.Param)
+		// As for chains, the referring resource s is found first through
+		// its own lookup, then its reference rows by key range.
+		b.w("SELECT "+t+".rid FROM resources "+s+" CROSS JOIN idx_reference "+x+" ON "+rowsOf(x+".key", s)+" AND +"+x+".param = ?"+
+			" CROSS JOIN resources "+t+" ON "+t+".type = "+x+".ref_type AND "+t+".id = "+x+".ref_id WHERE ", c.Param)
 		if err := b.resourceWhere(s, c.Sub.Types, c.Sub.Clauses, true); err != nil {
 			return err
 		}
 		typeFilter(t + ".type")
 		return nil
+	}
+	if (c.Kind == store.CondDate || c.Kind == store.CondNumber) && (c.Prefix == store.PrefixGE || c.Prefix == store.PrefixLE) && c.Missing == store.NotMissingTest {
+		// ge is gt or eq, le is lt or eq: as a UNION each half seeks its
+		// own index (by hi for gt, by lo for lt and eq); as one OR, SQLite
+		// would read every row of the parameter.
+		half := c
+		if c.Prefix == store.PrefixGE {
+			half.Prefix = store.PrefixGT
+		} else {
+			half.Prefix = store.PrefixLT
+		}
+		if err := b.condSet(half, types); err != nil {
+			return err
+		}
+		b.w(" UNION ")
+		half.Prefix = store.PrefixEQ
+		return b.condSet(half, types)
 	}
 	k, ok := condTable(c.Kind)
 	if !ok {
@@ -318,7 +341,7 @@ func (b *sqlBuilder) condTest(c store.Cond, a string) error {
 		if c.Missing == store.MissingTrue {
 			b.w("NOT ")
 		}
-		b.w("EXISTS (SELECT 1 FROM "+idxTables[k]+" WHERE "+rowsOf("key", a)+" AND param = ?)", c.Param)
+		b.w("EXISTS (SELECT 1 FROM "+idxTables[k]+" WHERE "+rowsOf("key", a)+" AND +param = ?)", c.Param)
 		return nil
 	}
 	if c.Not {
@@ -337,7 +360,7 @@ func (b *sqlBuilder) condTest(c store.Cond, a string) error {
 		b.w(")")
 		return nil
 	case store.CondCompartment:
-		b.w("EXISTS (SELECT 1 FROM idx_compartment WHERE "+rowsOf("key", a)+" AND comp_type = ? AND comp_id = ?)", c.RefType, c.RefID)
+		b.w("EXISTS (SELECT 1 FROM idx_compartment WHERE "+rowsOf("key", a)+" AND +comp_type = ? AND comp_id = ?)", c.RefType, c.RefID)
 		return nil
 	case store.CondText:
 		m, err := ftsQuery(c)
@@ -352,7 +375,7 @@ func (b *sqlBuilder) condTest(c store.Cond, a string) error {
 		}
 		x, t := b.alias("x"), b.alias("t")
 		b.w("EXISTS (SELECT 1 FROM idx_reference "+x+" JOIN resources "+t+" ON "+t+".type = "+x+".ref_type AND "+t+".id = "+x+".ref_id WHERE "+
-			rowsOf(x+".key", a)+" AND "+x+".param = ? AND ", c.Param)
+			rowsOf(x+".key", a)+" AND +"+x+".param = ? AND ", c.Param)
 		if err := b.resourceWhere(t, c.Sub.Types, c.Sub.Clauses, false); err != nil {
 			return err
 		}
@@ -381,7 +404,7 @@ func (b *sqlBuilder) condTest(c store.Cond, a string) error {
 		return notSupported("search condition kind %d", c.Kind)
 	}
 	x := b.alias("x")
-	b.w("EXISTS (SELECT 1 FROM "+idxTables[k]+" "+x+" WHERE "+rowsOf(x+".key", a)+" AND "+x+".param = ? AND ", c.Param)
+	b.w("EXISTS (SELECT 1 FROM "+idxTables[k]+" "+x+" WHERE "+rowsOf(x+".key", a)+" AND +"+x+".param = ? AND ", c.Param)
 	if err := b.rowPred(x, c); err != nil {
 		return err
 	}
@@ -713,13 +736,13 @@ func (b *sqlBuilder) filterTest(a string) error {
 			if len(g.Patients) == 0 {
 				b.w(" AND 0")
 			} else {
-				b.w(" AND EXISTS (SELECT 1 FROM idx_compartment WHERE " + rowsOf("key", a) + " AND comp_type = 'Patient' AND comp_id IN ")
+				b.w(" AND EXISTS (SELECT 1 FROM idx_compartment WHERE " + rowsOf("key", a) + " AND +comp_type = 'Patient' AND comp_id IN ")
 				b.inList(g.Patients)
 				b.w(")")
 			}
 		}
 		if g.NoPatient {
-			b.w(" AND NOT EXISTS (SELECT 1 FROM idx_compartment WHERE " + rowsOf("key", a) + " AND comp_type = 'Patient')")
+			b.w(" AND NOT EXISTS (SELECT 1 FROM idx_compartment WHERE " + rowsOf("key", a) + " AND +comp_type = 'Patient')")
 		}
 		if g.Types != nil {
 			if len(g.Types) == 0 {
@@ -733,7 +756,7 @@ func (b *sqlBuilder) filterTest(a string) error {
 			if len(g.Sources) == 0 {
 				b.w(" AND 0")
 			} else {
-				b.w(" AND EXISTS (SELECT 1 FROM idx_uri WHERE " + rowsOf("key", a) + " AND param = '_source' AND (")
+				b.w(" AND EXISTS (SELECT 1 FROM idx_uri WHERE " + rowsOf("key", a) + " AND +param = '_source' AND (")
 				for j, s := range g.Sources {
 					if j > 0 {
 						b.w(" OR ")
@@ -746,7 +769,7 @@ func (b *sqlBuilder) filterTest(a string) error {
 			}
 		}
 		if len(g.DenyLabels) > 0 {
-			b.w(" AND NOT EXISTS (SELECT 1 FROM idx_token WHERE " + rowsOf("key", a) + " AND param = '_security' AND (")
+			b.w(" AND NOT EXISTS (SELECT 1 FROM idx_token WHERE " + rowsOf("key", a) + " AND +param = '_security' AND (")
 			for j, l := range g.DenyLabels {
 				if j > 0 {
 					b.w(" OR ")
@@ -800,7 +823,7 @@ func sortExpr(k store.SortKey) (string, []any, error) {
 	if k.Desc {
 		col = desc
 	}
-	return "(SELECT " + agg + "(" + col + ") FROM " + tbl + " WHERE " + rowsOf("key", "r") + " AND param = ?)", []any{k.Param}, nil
+	return "(SELECT " + agg + "(" + col + ") FROM " + tbl + " WHERE " + rowsOf("key", "r") + " AND +param = ?)", []any{k.Param}, nil
 }
 
 // page returns the SQL and arguments of one page of at most limit rows
