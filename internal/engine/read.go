@@ -22,10 +22,32 @@ func (e *Engine) Read(ctx context.Context, typ, id string) (*store.Version, erro
 	if err != nil {
 		return nil, notFound(err, typ, id)
 	}
+	if err := e.visible(ctx, typ, id); err != nil {
+		return nil, err
+	}
 	if v.Deleted {
 		return nil, gone(v)
 	}
 	return v, nil
+}
+
+// visible applies the context's access filter (WithAccess) to a read: a
+// resource the filter withholds gets the same 404 as one that never existed,
+// so a read cannot tell withheld from missing. A deleted resource is judged
+// as missing too: its index rows are gone, so the filter cannot vouch for it.
+func (e *Engine) visible(ctx context.Context, typ, id string) error {
+	f := accessFilter(ctx)
+	if f == nil {
+		return nil
+	}
+	res, err := e.st.Search(ctx, &store.Query{Types: []string{typ}, Clauses: []store.Clause{{{Kind: store.CondID, Code: id}}}, Count: 1, Filter: f})
+	if err != nil {
+		return err
+	}
+	if len(res.Versions) == 0 {
+		return fhir.Errorf(fhir.ENotFound, "", "%s/%s not found", typ, id)
+	}
+	return nil
 }
 
 // VRead returns one version of a resource. Version ids here are the integers
@@ -45,6 +67,9 @@ func (e *Engine) VRead(ctx context.Context, typ, id, vid string) (*store.Version
 	n, err := strconv.ParseInt(vid, 10, 64)
 	if err != nil || n < 1 || strconv.FormatInt(n, 10) != vid {
 		return nil, fhir.Errorf(fhir.ENotFound, "", "%s/%s has no version %q", typ, id, vid)
+	}
+	if err := e.visible(ctx, typ, id); err != nil {
+		return nil, err
 	}
 	v, err := e.st.VRead(ctx, typ, id, n)
 	if err != nil {

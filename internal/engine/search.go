@@ -298,17 +298,7 @@ func (e *Engine) Everything(ctx context.Context, id string, q url.Values) (fhir.
 		return nil, err
 	}
 	if _, err := e.Read(ctx, "Patient", id); err != nil {
-		return nil, err
-	}
-	if f := accessFilter(ctx); f != nil {
-		// The patient must be visible: otherwise the same 404 as a missing one.
-		res, err := e.st.Search(ctx, &store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{{Kind: store.CondID, Code: id}}}, Count: 1, Filter: f})
-		if err != nil {
-			return nil, err
-		}
-		if len(res.Versions) == 0 {
-			return nil, fhir.Errorf(fhir.ENotFound, "", "Patient/%s not found", id)
-		}
+		return nil, err // missing, deleted or withheld by the access filter
 	}
 	types := compartmentTypes()
 	pass := url.Values{}
@@ -356,7 +346,13 @@ func (e *Engine) Everything(ctx context.Context, id string, q url.Values) (fhir.
 			}
 		}
 	}
-	req, err := search.Parse("", url.Values{"_count": pass["_count"], "_cursor": pass["_cursor"], "_summary": pass["_summary"], "_elements": pass["_elements"]}, search.Options{})
+	control := url.Values{}
+	for _, k := range []string{"_count", "_cursor", "_summary", "_elements"} {
+		if vals, ok := pass[k]; ok {
+			control[k] = vals
+		}
+	}
+	req, err := search.Parse("", control, search.Options{})
 	if err != nil {
 		return nil, err
 	}
