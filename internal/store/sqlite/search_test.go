@@ -143,7 +143,9 @@ func TestSearchTranslation(t *testing.T) {
 	obs := []string{"Observation"}
 	pat := []string{"Patient"}
 	cl := func(cs ...store.Cond) store.Clause { return store.Clause(cs) }
-	q := func(types []string, clauses ...store.Clause) store.Query { return store.Query{Types: types, Clauses: clauses} }
+	q := func(types []string, clauses ...store.Clause) store.Query {
+		return store.Query{Types: types, Clauses: clauses}
+	}
 	date := func(p store.Prefix, lo, hi int64) store.Cond {
 		return store.Cond{Kind: store.CondDate, Param: "date", Prefix: p, Lo: lo, Hi: hi}
 	}
