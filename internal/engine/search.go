@@ -359,7 +359,14 @@ func (e *Engine) Everything(ctx context.Context, id string, q url.Values) (fhir.
 	req.Used = pass
 	req.Query.Types = types
 	req.Query.Clauses = append([]store.Clause{{{Kind: store.CondCompartment, RefType: "Patient", RefID: id}}}, extra...)
-	req.Query.Include = []store.Include{{SourceType: "*", Param: "*"}}
+	if _, ok := q["_type"]; ok {
+		// _type limits everything returned, referenced resources too.
+		for _, t := range types {
+			req.Query.Include = append(req.Query.Include, store.Include{SourceType: "*", Param: "*", TargetType: t})
+		}
+	} else {
+		req.Query.Include = []store.Include{{SourceType: "*", Param: "*"}}
+	}
 	return e.runSearch(ctx, req, e.cfg.BaseURL+"/Patient/"+id+"/$everything")
 }
 

@@ -282,6 +282,40 @@ func TestSearchRules(t *testing.T) {
 				t.Errorf("got %v, want the 7 observations once each", got)
 			}
 		})
+		t.Run("the previous link returns the page before", func(t *testing.T) {
+			b1 := mustSearch(t, ctx, e, "Observation", "_count=2&_sort=_id")
+			p1, _ := entries(t, b1)
+			u, _ := url.Parse(link(b1, "next"))
+			b2 := mustSearch(t, ctx, e, "Observation", u.RawQuery)
+			if link(b2, "previous") == "" {
+				t.Fatalf("page 2 has no previous link: %v", b2["link"])
+			}
+			u, _ = url.Parse(link(b2, "previous"))
+			back, _ := entries(t, mustSearch(t, ctx, e, "Observation", u.RawQuery))
+			if !slices.Equal(back, p1) {
+				t.Errorf("previous of page 2 gave %v, want page 1 %v", back, p1)
+			}
+		})
+		t.Run("_summary=true keeps summary elements and marks the resource SUBSETTED", func(t *testing.T) {
+			body := `{"resourceType":"Patient","id":"ps","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Pat Summers</div>"},` +
+				`"name":[{"family":"Summers"}],"maritalStatus":{"text":"married"}}`
+			if _, err := e.Update(ctx, "Patient", "ps", []byte(body), WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			defer e.Delete(ctx, "Patient", "ps", WriteOptions{})
+			b := mustSearch(t, ctx, e, "Patient", "_id=ps&_summary=true")
+			r := b["entry"].([]any)[0].(fhir.Object)["resource"].(fhir.Object)
+			s := string(fhir.Marshal(r))
+			// R4 marks Patient.name as a summary element, and neither the
+			// narrative nor maritalStatus.
+			if r["name"] == nil || r["text"] != nil || r["maritalStatus"] != nil || !strings.Contains(s, "SUBSETTED") {
+				t.Errorf("got %s", s)
+			}
+		})
+		t.Run("a modifier the server does not know is an error, never a wider result", func(t *testing.T) {
+			_, err := e.Search(ctx, "Patient", url.Values{"family:sounds-like": {"smith"}})
+			wantKind(t, err, fhir.EInvalid)
+		})
 		t.Run("paging is stable when a resource is inserted between pages", func(t *testing.T) {
 			b := mustSearch(t, ctx, e, "Patient", "_sort=family&_count=1")
 			first, _ := entries(t, b)
