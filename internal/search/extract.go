@@ -172,6 +172,10 @@ type Indexer struct {
 	// Base is the server's absolute FHIR base ("http://host/fhir"): an
 	// absolute reference under it is indexed as the relative Type/id.
 	Base string
+	// OnError, when set, hears of each parameter whose expression fails
+	// on a resource (that parameter then has no rows for it); tests use it
+	// to name any R4 expression that does not evaluate over real data.
+	OnError func(typ, param string, err error)
 }
 
 // Index returns every index row of resource r of type typ: one set of rows
@@ -184,6 +188,9 @@ func (ix *Indexer) Index(typ string, r fhir.Object) store.Index {
 	x := extractor{ix: ix, idx: &idx}
 	for _, p := range params(typ) {
 		vals, err := p.expr.Evaluate(r)
+		if err != nil && ix.OnError != nil {
+			ix.OnError(typ, p.name, err)
+		}
 		if err != nil || len(vals) == 0 {
 			continue
 		}
