@@ -692,6 +692,7 @@ func (e *Engine) getEntry(ctx context.Context, tx store.Tx, en *entry) error {
 			return err
 		}
 		s.q.Count = max(s.count, 1)
+		s.q.Filter = accessFilter(ctx)
 		res, err := tx.Search(ctx, &s.q)
 		if err != nil {
 			return err
