@@ -97,11 +97,30 @@ func TestQueryPlans(t *testing.T) {
 		if len(tc.q.Clauses) > 0 {
 			forbid = "INDEX resources_type ("
 		}
-		pageSQL, args, err := b.page(tc.q.Sort, cursor{}, 10)
+		var pb sqlBuilder
+		if err := pb.wherePage(&tc.q); err != nil {
+			t.Fatal(err)
+		}
+		pageSQL, args, err := pb.page(tc.q.Sort, cursor{}, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkPlan(t, s, tc.name, pageSQL, args, forbid)
+		if pb.stream {
+			// A streamed page walks the index in rid order: sorting (or
+			// de-duplicating through a temporary B-tree) would read every
+			// match before returning the first.
+			checkStreamed(t, s, tc.name, pageSQL, args)
+		}
+		if len(tc.q.Sort) == 0 {
+			for _, back := range []bool{false, true} {
+				pageSQL, args, err := pb.page(nil, cursor{back: back, rid: 5}, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkPlan(t, s, fmt.Sprintf("%s (cursor, backward %v)", tc.name, back), pageSQL, args, forbid)
+			}
+		}
 		if len(tc.q.Sort) > 0 {
 			vals := make([]any, len(tc.q.Sort))
 			for i := range vals {
@@ -146,6 +165,36 @@ func TestQueryPlans(t *testing.T) {
 	for _, tc := range histories {
 		sqlText, args := historySQL(tc.q, 1)
 		checkPlan(t, s, tc.name, sqlText, args, "")
+	}
+}
+
+// checkStreamed fails if the page query's inner part (the co-routine p
+// producing the page's rids) sorts or de-duplicates through a temporary
+// B-tree; the outer query may sort the page's own rows.
+func checkStreamed(t *testing.T, s *Store, name, sqlText string, args []any) {
+	t.Helper()
+	rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+sqlText, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	defer rows.Close()
+	var plan []string
+	inner := false
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+		switch {
+		case detail == "CO-ROUTINE p":
+			inner = true
+		case detail == "SCAN p":
+			inner = false
+		case inner && strings.Contains(detail, "TEMP B-TREE"):
+			t.Errorf("%s (streamed): the page's rids are sorted before the first is returned:\n  %s", name, strings.Join(plan, "\n  "))
+		}
 	}
 }
 

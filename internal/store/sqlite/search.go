@@ -33,7 +33,7 @@ func search(ctx context.Context, qc *queryCache, q *store.Query) (*store.Result,
 		return nil, err
 	}
 	var b sqlBuilder
-	if err := b.where(q); err != nil {
+	if err := b.wherePage(q); err != nil {
 		return nil, err
 	}
 	n := q.Count
@@ -42,7 +42,11 @@ func search(ctx context.Context, qc *queryCache, q *store.Query) (*store.Result,
 	}
 	res := &store.Result{Total: -1}
 	if q.Total {
-		total, err := b.count(ctx, qc)
+		var cb sqlBuilder
+		if err := cb.where(q); err != nil {
+			return nil, err
+		}
+		total, err := cb.count(ctx, qc)
 		if err != nil {
 			return nil, err
 		}

@@ -126,6 +126,7 @@ func searchFixture() []fixture {
 			Compartments: comp("b"),
 		}},
 		{typ: "Encounter", id: "e1", ix: store.Index{
+			Tokens:       []store.Token{{Param: "identifier", System: "s", Code: "dup"}, {Param: "identifier", System: "s", Code: "dup"}},
 			References:   []store.Reference{{Param: "patient", Type: "Patient", ID: "a"}, {Param: "service-provider", Type: "Organization", ID: "org"}},
 			Compartments: comp("a"),
 		}},
@@ -224,6 +225,8 @@ func TestSearchTranslation(t *testing.T) {
 		{"_has as a non-driving clause", q(pat, cl(store.Cond{Kind: store.CondString, Param: "family", Value: "smith"}), cl(store.Cond{Kind: store.CondHas, Param: "subject", Sub: &store.Query{Types: obs, Clauses: []store.Clause{cl(code("8302-2"))}}})), []string{"Patient/a"}},
 		{"OR within a clause", q(obs, cl(code("29463-7"), store.Cond{Kind: store.CondToken, Param: "status", AnySystem: true, Code: "amended"})), []string{"Observation/o2", "Observation/o3"}},
 		{"an empty clause holds for nothing", q(obs, cl()), nil},
+		{"a resource with two matching rows is one match", q(obs, cl(store.Cond{Kind: store.CondReference, Param: "subject", RefType: "Patient", RefID: "a"}, store.Cond{Kind: store.CondReference, Param: "patient", RefType: "Patient", RefID: "a"})), []string{"Observation/o1", "Observation/o2"}},
+		{"a streamed lookup returns a resource with a repeated row once", q([]string{"Encounter"}, cl(store.Cond{Kind: store.CondToken, Param: "identifier", System: "s", Code: "dup"})), []string{"Encounter/e1"}},
 	} {
 		got := searchKeys(t, s, tc.q)
 		if !slices.Equal(got, tc.want) {
