@@ -508,6 +508,16 @@ func (p *parser) values(sp *r4.SearchParam, name, mod, val string) ([]store.Clau
 		}
 	case "reference":
 		for _, a := range alts {
+			if mod == "identifier" {
+				// A token: its own parser handles \| inside system and value.
+				cond, err := tokenCond(name, "", a)
+				if err != nil {
+					return nil, err
+				}
+				cond.Param = name + ":identifier"
+				c = append(c, cond)
+				continue
+			}
 			cond, err := p.reference(sp, name, mod, unescape(a))
 			if err != nil {
 				return nil, err
@@ -620,11 +630,6 @@ func tokenCond(name, mod, a string) (store.Cond, error) {
 // reference parses a reference value: Type/id, id (with :Type), an
 // absolute URL, or (with :identifier) a token.
 func (p *parser) reference(sp *r4.SearchParam, name, mod, a string) (store.Cond, error) {
-	if mod == "identifier" {
-		c, err := tokenCond(name, "", escapeToken(a))
-		c.Param = name + ":identifier"
-		return c, err
-	}
 	if mod != "" && !r4.IsResource(mod) {
 		if mod == "above" || mod == "below" {
 			return store.Cond{}, fhir.Errorf(fhir.ENotSupported, "", "search parameter %q: modifier :%s is not supported by this server", trunc(name), mod)
@@ -653,10 +658,6 @@ func (p *parser) reference(sp *r4.SearchParam, name, mod, a string) (store.Cond,
 	cond.RefType, cond.RefID = mod, a
 	return cond, nil
 }
-
-// escapeToken re-escapes nothing: the value was split on commas already
-// and tokenCond splits on unescaped bars.
-func escapeToken(a string) string { return a }
 
 var prefixes = map[string]store.Prefix{
 	"eq": store.PrefixEQ, "ne": store.PrefixNE, "gt": store.PrefixGT, "lt": store.PrefixLT,
