@@ -43,6 +43,7 @@ func runBenchRead(ctx context.Context, args []string) error {
 		duration = fs.Duration("duration", 10*time.Second, "measured time of each run (at most 10m)")
 		warmup   = fs.Duration("warmup", time.Second, "unmeasured time before each run")
 		gz       = fs.Bool("gzip", false, "accept gzip responses")
+		rate     = fs.Float64("rate", 0, "open-loop: send this many requests per second in total on a fixed schedule, latency counted from the scheduled time (0: closed-loop, as fast as answered)")
 		std      = fs.Bool("std-client", false, "use Go's net/http client instead of the lean HTTP/1.1 one (costs the shared CPU more)")
 	)
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -83,7 +84,7 @@ func runBenchRead(ctx context.Context, args []string) error {
 	for _, n := range counts {
 		r, err := loadgen.Read(ctx, c, loadgen.Config{
 			BaseURL: *baseURL, Token: *token, Type: *typ, IDs: ids,
-			Clients: n, Duration: *duration, Warmup: *warmup, Gzip: *gz, StdClient: *std,
+			Clients: n, Duration: *duration, Warmup: *warmup, Gzip: *gz, StdClient: *std, Rate: *rate,
 		})
 		if err != nil {
 			return err

@@ -38,7 +38,16 @@ type Config struct {
 	Clients  int           // concurrent clients, each with its own keep-alive connection; 0 means 1
 	Duration time.Duration // measured time; 0 means 10 s
 	Warmup   time.Duration // time run before measuring (connections, caches); not counted
-	Gzip     bool          // accept gzip responses, as most clients do
+	// Rate, when positive, makes the run open-loop: requests are sent on a
+	// fixed schedule totalling Rate per second, spread over the clients, and
+	// each latency is measured from the request's scheduled time, so a
+	// stalled server is charged for the requests it delayed (no coordinated
+	// omission, as in wrk2). Zero is closed-loop: each client sends its next
+	// request as soon as the previous one is answered, which measures the
+	// server's capacity, and whose latency is then clients/throughput by
+	// Little's law.
+	Rate float64
+	Gzip bool // accept gzip responses, as most clients do
 	// StdClient uses net/http's client instead of the lean one (rawClient);
 	// https base URLs always do.
 	StdClient bool
@@ -47,6 +56,7 @@ type Config struct {
 // Result is what a run measured.
 type Result struct {
 	Clients  int
+	Rate     float64       // the fixed offered rate; 0 for closed-loop
 	Requests int           // completed in the measured window
 	Errors   int           // of those, not 200 or failed in transport
 	Elapsed  time.Duration // the measured window
@@ -83,8 +93,12 @@ func (r *Result) Max() time.Duration {
 
 // Print writes the result as the benchmark report lines.
 func (r *Result) Print(w io.Writer) {
-	fmt.Fprintf(w, "clients %d, %s: %d requests, %.0f req/s, %d errors\n",
-		r.Clients, r.Elapsed.Round(time.Millisecond), r.Requests, r.Throughput(), r.Errors)
+	mode := ""
+	if r.Rate > 0 {
+		mode = fmt.Sprintf(" at a fixed %.0f req/s", r.Rate)
+	}
+	fmt.Fprintf(w, "clients %d%s, %s: %d requests, %.0f req/s, %d errors\n",
+		r.Clients, mode, r.Elapsed.Round(time.Millisecond), r.Requests, r.Throughput(), r.Errors)
 	fmt.Fprintf(w, "latency p50 %s  p90 %s  p99 %s  max %s\n",
 		ms(r.Percentile(50)), ms(r.Percentile(90)), ms(r.Percentile(99)), ms(r.Max()))
 	if r.Errors > 0 {
@@ -235,8 +249,20 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 			rc := &rawClient{addr: addr, deadline: until.Add(5 * time.Second)}
 			defer rc.close()
 			hdr := []byte(headers)
+			var interval time.Duration
+			next := start
+			if cfg.Rate > 0 {
+				interval = time.Duration(float64(cfg.Clients) / cfg.Rate * float64(time.Second))
+				next = start.Add(interval * time.Duration(ci) / time.Duration(cfg.Clients))
+			}
 			for k := ci * len(cfg.IDs) / cfg.Clients; ; k++ {
 				t0 := time.Now()
+				if interval > 0 {
+					if d := next.Sub(t0); d > 0 {
+						time.Sleep(d)
+					}
+					t0, next = next, next.Add(interval)
+				}
 				if !t0.Before(until) || ctx.Err() != nil {
 					return
 				}
@@ -259,7 +285,7 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 	if ctx.Err() != nil && !time.Now().After(until) {
 		return nil, ctx.Err()
 	}
-	r := &Result{Clients: cfg.Clients, Elapsed: cfg.Duration, Status: map[int]int{}}
+	r := &Result{Clients: cfg.Clients, Rate: cfg.Rate, Elapsed: cfg.Duration, Status: map[int]int{}}
 	for _, cl := range clients {
 		r.sorted = append(r.sorted, cl.samples...)
 		for s, n := range cl.status {

@@ -102,3 +102,17 @@ func TestReadCountsErrorStatuses(t *testing.T) {
 		})
 	}
 }
+
+func TestReadAtAFixedRateSendsOnSchedule(t *testing.T) {
+	base, token := server(t, 5)
+	ids := []string{"p0", "p1", "p2", "p3", "p4"}
+	r, err := Read(t.Context(), NewClient(4, false), Config{BaseURL: base, Token: token, Type: "Patient", IDs: ids,
+		Clients: 4, Duration: time.Second, Warmup: 200 * time.Millisecond, Rate: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 400/s for one second; a loaded test machine may fall a little behind.
+	if r.Requests < 300 || r.Requests > 404 || r.Errors != 0 {
+		t.Errorf("got %d requests (%d errors) in 1s at a fixed 400/s, want about 400 and none failed", r.Requests, r.Errors)
+	}
+}
