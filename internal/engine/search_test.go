@@ -29,8 +29,10 @@ const (
 // searchFixture is the record every search test runs over, written with
 // known ids.
 var searchFixture = []struct{ typ, id, body string }{
-	{"Organization", "org1", `{"resourceType":"Organization","name":"Acme Health"}`},
-	{"Organization", "org2", `{"resourceType":"Organization","name":"Zeta Care"}`},
+	{"Organization", "org1", `{"resourceType":"Organization","meta":{"profile":["http://example.org/StructureDefinition/org"]},"name":"Acme Health"}`},
+	{"Organization", "org2", `{"resourceType":"Organization","meta":{"tag":[{"system":"urn:tags","code":"vip"}]},"name":"Zeta Care"}`},
+	{"ValueSet", "vs1", `{"resourceType":"ValueSet","url":"http://example.org/fhir/ValueSet/a/b","status":"active"}`},
+	{"RiskAssessment", "ra1", `{"resourceType":"RiskAssessment","status":"final","subject":{"reference":"Patient/p3"},"prediction":[{"probabilityDecimal":0.8}]}`},
 	{"Patient", "p1", `{"resourceType":"Patient","name":[{"family":"Núñez","given":["José"]}],"gender":"male","birthDate":"1980-05-15",
 		"identifier":[{"system":"` + nhsNoSys + `","value":"9434765919"},{"type":{"coding":[{"system":"` + v20203 + `","code":"MR"}]},"system":"urn:mrn","value":"MR1"}],
 		"managingOrganization":{"reference":"Organization/org1"}}`},
@@ -47,7 +49,7 @@ var searchFixture = []struct{ typ, id, body string }{
 		"subject":{"reference":"Patient/p2"},"effectiveDateTime":"2021-02-01",
 		"component":[{"code":{"coding":[{"system":"` + loinc + `","code":"8480-6"}]},"valueQuantity":{"value":130,"system":"` + ucum + `","code":"mm[Hg]"}},
 		{"code":{"coding":[{"system":"` + loinc + `","code":"8462-4"}]},"valueQuantity":{"value":85,"system":"` + ucum + `","code":"mm[Hg]"}}]}`},
-	{"Observation", "o5", `{"resourceType":"Observation","meta":{"source":"` + rxxSrc + `#req1"},"status":"final","code":{"text":"Water quality"}}`},
+	{"Observation", "o5", `{"resourceType":"Observation","meta":{"source":"` + rxxSrc + `#req1"},"status":"final","code":{"text":"Water quality"},"performer":[{"identifier":{"system":"urn:gmc","value":"G1"}}]}`},
 	{"Observation", "o6", `{"resourceType":"Observation","status":"final","code":{"text":"Seen with"},"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Patient/p2"}]}`},
 	{"Observation", "o7", `{"resourceType":"Observation","meta":{"security":[{"system":"` + confCS + `","code":"R"}]},"status":"final","code":{"text":"Restricted note"},"subject":{"reference":"Patient/p1"}}`},
 	{"Encounter", "e1", `{"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
@@ -202,6 +204,22 @@ func TestSearchRules(t *testing.T) {
 			// composite (3.1.1.4.9)
 			{"composite ties code and value to the same component", "Observation", "component-code-value-quantity=" + loinc + "|8480-6$gt125", []string{"Observation/o4"}},
 			{"composite does not mix one component's code with another's value", "Observation", "component-code-value-quantity=" + loinc + "|8462-4$gt125", nil},
+			{"token |code matches codes without a system", "Patient", "gender=|male", []string{"Patient/p1"}},
+			{"date ne takes rows not inside the day", "Observation", "date=ne2020-03-01", []string{"Observation/o2", "Observation/o3", "Observation/o4"}},
+			{"date at minute precision contains an instant of that minute", "Observation", "date=2020-03-01T10:00Z", []string{"Observation/o1"}},
+			{"date eq matches an encounter period within the day", "Encounter", "date=2020-03-01", []string{"Encounter/e1"}},
+			{"number eq has the implicit precision of the value", "RiskAssessment", "probability=0.8", []string{"RiskAssessment/ra1"}},
+			{"number eq outside the implicit range does not match", "RiskAssessment", "probability=0.85", nil},
+			{"number gt compares the exact value", "RiskAssessment", "probability=gt0.75", []string{"RiskAssessment/ra1"}},
+			{"quantity range as two ANDed prefixes", "Observation", "value-quantity=ge120&value-quantity=le150", []string{"Observation/o1", "Observation/o2"}},
+			{"reference :identifier matches a reference by identifier", "Observation", "performer:identifier=urn:gmc|G1", []string{"Observation/o5"}},
+			{"uri matches exactly by default", "ValueSet", "url=http://example.org/fhir/ValueSet/a/b", []string{"ValueSet/vs1"}},
+			{"uri exact does not match a prefix", "ValueSet", "url=http://example.org/fhir/ValueSet", nil},
+			{"uri :below matches values under the given one", "ValueSet", "url:below=http://example.org/fhir/ValueSet", []string{"ValueSet/vs1"}},
+			{"uri :above matches values the given one is under", "ValueSet", "url:above=http://example.org/fhir/ValueSet/a/b/c", []string{"ValueSet/vs1"}},
+			{"_tag", "Organization", "_tag=urn:tags|vip", []string{"Organization/org2"}},
+			{"_profile", "Organization", "_profile=http://example.org/StructureDefinition/org", []string{"Organization/org1"}},
+			{"system search over several types", "", "_type=Patient,Organization&_id=p1,org1", []string{"Patient/p1", "Organization/org1"}},
 			// common parameters
 			{"_id", "Patient", "_id=p1,p3", []string{"Patient/p1", "Patient/p3"}},
 			{"_security", "Patient", "_security=" + confCS + "|R", []string{"Patient/p2"}},
@@ -232,6 +250,29 @@ func TestSearchRules(t *testing.T) {
 			got, _ := entries(t, mustSearch(t, ctx, e, "Observation", "_sort=-date"))
 			if len(got) != 7 || !slices.Equal(got[:4], []string{"Observation/o4", "Observation/o3", "Observation/o2", "Observation/o1"}) {
 				t.Errorf("got %v, want o4 o3 o2 o1 then the undated", got)
+			}
+		})
+		t.Run("_sort by _lastUpdated follows write order", func(t *testing.T) {
+			got, _ := entries(t, mustSearch(t, ctx, e, "Organization", "_sort=-_lastUpdated"))
+			if want := []string{"Organization/org2", "Organization/org1"}; !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+		t.Run("_include with * follows every reference parameter", func(t *testing.T) {
+			_, inc := entries(t, mustSearch(t, ctx, e, "Observation", "_id=o6&_include=Observation:*"))
+			if !sameSet(inc, []string{"Patient/p1", "Patient/p2"}) {
+				t.Errorf("includes %v, want Patient/p1 and Patient/p2", inc)
+			}
+		})
+		t.Run("_total=none gives no total", func(t *testing.T) {
+			if b := mustSearch(t, ctx, e, "Patient", "_total=none"); b["total"] != nil {
+				t.Errorf("total %v, want none", b["total"])
+			}
+		})
+		t.Run("_count above the cap is capped and says so in the links", func(t *testing.T) {
+			b := mustSearch(t, ctx, e, "Patient", "_count=100000")
+			if !strings.Contains(link(b, "self"), "_count=1000") {
+				t.Errorf("self link %q, want _count=1000", link(b, "self"))
 			}
 		})
 		t.Run("_include adds the referenced resource once", func(t *testing.T) {
