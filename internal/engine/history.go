@@ -33,6 +33,18 @@ func (e *Engine) History(ctx context.Context, typ, id string, q url.Values) (fhi
 			return nil, err
 		}
 	}
+	if accessFilter(ctx) != nil {
+		// Under an access filter (WithAccess) only instance history can be
+		// answered exactly: the current version decides visibility. Type
+		// and system history would list withheld versions, so they fail
+		// closed until the store can filter history.
+		if id == "" {
+			return nil, fhir.Errorf(fhir.ENotSupported, "", "type and system history are not available under access control")
+		}
+		if err := e.visible(ctx, typ, id); err != nil {
+			return nil, err
+		}
+	}
 	hq := store.HistoryQuery{Type: typ, ID: id}
 	count := DefaultCount
 	used := url.Values{}

@@ -474,6 +474,15 @@ func TestSearchAccessFilter(t *testing.T) {
 			_, err = e.Read(ctx, "Observation", "o7")
 			wantKind(t, err, fhir.ENotFound)
 		})
+		t.Run("history of a withheld resource is the same 404, type history fails closed", func(t *testing.T) {
+			_, err := e.History(ctx, "Patient", "p2", url.Values{})
+			wantKind(t, err, fhir.ENotFound)
+			if _, err := e.History(ctx, "Patient", "p1", url.Values{}); err != nil {
+				t.Errorf("history of a visible patient: %v", err)
+			}
+			_, err = e.History(ctx, "Patient", "", url.Values{})
+			wantKind(t, err, fhir.ENotSupported)
+		})
 		t.Run("$everything of a withheld patient is 404", func(t *testing.T) {
 			_, err := e.Everything(ctx, "p2", url.Values{})
 			wantKind(t, err, fhir.ENotFound)
