@@ -385,7 +385,8 @@ func (t *tx) lockWrites(ctx context.Context) error {
 
 // indexTables are the index tables, each cleared of a resource's rows when
 // it gets a new version.
-var indexTables = []string{"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri"}
+var indexTables = []string{"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri",
+	"idx_composite", "idx_text", "idx_compartment"}
 
 // flush writes the buffered creates, then the buffered index rows (one
 // INSERT ... SELECT FROM unnest per table, all in one round trip).
@@ -462,6 +463,18 @@ type indexBuffer struct {
 
 	uriRID                      []int64
 	uriType, uriParam, uriValue []string
+
+	// Composite parts i = 0..2, one slice per column (absent parts '' / 0).
+	cmpRID                      []int64
+	cmpType, cmpParam           []string
+	cmpSystem, cmpCode, cmpText [3][]string
+	cmpLo, cmpHi                [3][]float64
+
+	txtRID                      []int64
+	txtType, txtParam, txtValue []string // txtValue: tsvector literals
+
+	compRID                            []int64
+	compType, compCompType, compCompID []string
 }
 
 func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
@@ -517,12 +530,40 @@ func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
 		b.uriParam = append(b.uriParam, clean(r.Param))
 		b.uriValue = append(b.uriValue, clean(r.Value))
 	}
+	for _, r := range ix.Composites {
+		b.cmpRID = append(b.cmpRID, rid)
+		b.cmpType = append(b.cmpType, typ)
+		b.cmpParam = append(b.cmpParam, clean(r.Param))
+		for i := range 3 {
+			var p store.CompositePart
+			if i < len(r.Parts) {
+				p = r.Parts[i]
+			}
+			b.cmpSystem[i] = append(b.cmpSystem[i], clean(p.System))
+			b.cmpCode[i] = append(b.cmpCode[i], clean(p.Code))
+			b.cmpText[i] = append(b.cmpText[i], clean(p.Text))
+			b.cmpLo[i] = append(b.cmpLo[i], p.Lo)
+			b.cmpHi[i] = append(b.cmpHi[i], p.Hi)
+		}
+	}
+	for _, r := range ix.Texts {
+		b.txtRID = append(b.txtRID, rid)
+		b.txtType = append(b.txtType, typ)
+		b.txtParam = append(b.txtParam, clean(r.Param))
+		b.txtValue = append(b.txtValue, tsvectorLiteral(r.Value))
+	}
+	for _, r := range ix.Compartments {
+		b.compRID = append(b.compRID, rid)
+		b.compType = append(b.compType, typ)
+		b.compCompType = append(b.compCompType, clean(r.Type))
+		b.compCompID = append(b.compCompID, clean(r.ID))
+	}
 }
 
 // resolve replaces the placeholder rid -(i+1) of the i-th buffered create
 // by its real rid.
 func (b *indexBuffer) resolve(rids []int64) {
-	for _, col := range [][]int64{b.tokRID, b.strRID, b.dateRID, b.numRID, b.qtyRID, b.refRID, b.uriRID} {
+	for _, col := range [][]int64{b.tokRID, b.strRID, b.dateRID, b.numRID, b.qtyRID, b.refRID, b.uriRID, b.cmpRID, b.txtRID, b.compRID} {
 		for i, r := range col {
 			if r < 0 {
 				col[i] = rids[-r-1]
@@ -570,8 +611,68 @@ func (b *indexBuffer) batch() *pgx.Batch {
 			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])`,
 			b.uriRID, b.uriType, b.uriParam, b.uriValue)
 	}
+	if len(b.cmpRID) > 0 {
+		q.Queue(`INSERT INTO idx_composite (rid, type, param,
+				p0_system, p0_code, p0_text, p0_lo, p0_hi,
+				p1_system, p1_code, p1_text, p1_lo, p1_hi,
+				p2_system, p2_code, p2_text, p2_lo, p2_hi)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],
+				$4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[],
+				$9::text[], $10::text[], $11::text[], $12::float8[], $13::float8[],
+				$14::text[], $15::text[], $16::text[], $17::float8[], $18::float8[])`,
+			b.cmpRID, b.cmpType, b.cmpParam,
+			b.cmpSystem[0], b.cmpCode[0], b.cmpText[0], b.cmpLo[0], b.cmpHi[0],
+			b.cmpSystem[1], b.cmpCode[1], b.cmpText[1], b.cmpLo[1], b.cmpHi[1],
+			b.cmpSystem[2], b.cmpCode[2], b.cmpText[2], b.cmpLo[2], b.cmpHi[2])
+	}
+	if len(b.txtRID) > 0 {
+		q.Queue(`INSERT INTO idx_text (rid, type, param, tsv)
+			SELECT rid, type, param, tsv::tsvector FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(rid, type, param, tsv)`,
+			b.txtRID, b.txtType, b.txtParam, b.txtValue)
+	}
+	if len(b.compRID) > 0 {
+		q.Queue(`INSERT INTO idx_compartment (rid, type, comp_type, comp_id)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])`,
+			b.compRID, b.compType, b.compCompType, b.compCompID)
+	}
 	if q.Len() == 0 {
 		return nil
 	}
 	return q
+}
+
+// Reindex replaces the index rows of typ/id's current version with idx,
+// without writing a version (store.Reindexer, for `sharedcare reindex`).
+// It holds the write lock, like a write, so no version can slip in between
+// the check and the replacement.
+func (t *tx) Reindex(ctx context.Context, typ, id string, version int64, idx store.Index) error {
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
+	if err := t.lockWrites(ctx); err != nil {
+		return err
+	}
+	var rid, current int64
+	var deleted bool
+	err := t.tx.QueryRow(ctx, `SELECT rid, version_id, deleted FROM resources WHERE type = $1 AND id = $2`, typ, id).Scan(&rid, &current, &deleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fhir.Errorf(fhir.ENotFound, "", "%s/%s does not exist", typ, id)
+	}
+	if err != nil {
+		return wrapDB(err)
+	}
+	if current != version {
+		return fhir.Errorf(fhir.EConflict, "", "%s/%s: version %d is no longer current (the latest is %d)", typ, id, version, current)
+	}
+	b := &pgx.Batch{}
+	for _, tbl := range indexTables {
+		b.Queue(`DELETE FROM `+tbl+` WHERE rid = $1`, rid)
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return wrapDB(err)
+	}
+	if !deleted {
+		t.pending.add(rid, typ, &idx)
+	}
+	return nil
 }

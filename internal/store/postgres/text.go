@@ -1,0 +1,53 @@
+package postgres
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxLexeme is PostgreSQL's limit on one tsvector lexeme (2047 bytes). A
+// longer term is not indexed: a search for it then finds nothing (narrower,
+// never wider).
+const maxLexeme = 2047
+
+// textTerms splits a normalised text value into its terms, as the contract
+// (store.Text) defines them: runs of letters and digits. Combining marks
+// stay inside a term, as in SQLite's unicode61 tokenizer.
+func textTerms(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool {
+		return !(unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r))
+	})
+}
+
+// quoteLexeme quotes a term for tsvector or tsquery input, which take a
+// quoted lexeme literally (no parser, no normalisation).
+func quoteLexeme(t string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(t) + "'"
+}
+
+// tsvectorLiteral is the tsvector input text holding the terms of v.
+func tsvectorLiteral(v string) string {
+	var sb strings.Builder
+	for _, t := range textTerms(clean(v)) {
+		if len(t) > maxLexeme || !utf8.ValidString(t) {
+			continue
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(quoteLexeme(t))
+	}
+	return sb.String()
+}
+
+// tsqueryLiteral is the tsquery input text requiring every term of v, or
+// "" when v has no term.
+func tsqueryLiteral(v string) string {
+	terms := textTerms(clean(v))
+	q := make([]string, len(terms))
+	for i, t := range terms {
+		q[i] = quoteLexeme(t)
+	}
+	return strings.Join(q, " & ")
+}
