@@ -97,14 +97,14 @@ func BenchmarkSearchTargets(b *testing.B) {
 			return url.Values{"patient": {p}, "_revinclude": {"Condition:encounter"}}
 		})},
 		{"everything-over-1000", func(i int) error {
-			if len(samples.bigPatients) == 0 {
-				return fmt.Errorf("no patient with over 1,000 resources in the data")
-			}
 			_, err := e.Everything(ctx, samples.bigPatients[i%len(samples.bigPatients)], url.Values{})
 			return err
 		}},
 	} {
 		b.Run(q.name, func(b *testing.B) {
+			if q.name == "everything-over-1000" && len(samples.bigPatients) == 0 {
+				b.Skip("no patient with over 1,000 resources in the data")
+			}
 			clients := 8
 			b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 			var mu sync.Mutex

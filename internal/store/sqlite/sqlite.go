@@ -65,6 +65,8 @@ type Store struct {
 	nextRID int64
 	hw      int64 // lu_hw of the latest version (see migrations/0002)
 	args    []any // scratch for index inserts
+	// sinceCatchUp counts batches since catchUp last looked at the WAL.
+	sinceCatchUp int
 
 	batches atomic.Int64 // COMMITs attempted, for the group-commit test
 	down    atomic.Bool  // set by Close: reads fail fast with EUnavailable
@@ -96,6 +98,11 @@ const (
 	// walSizeLimit is what the WAL file is truncated to after a checkpoint
 	// that emptied it, so one burst of writes does not keep a large file.
 	walSizeLimit = 64 << 20
+	// walCatchUp is the WAL size past which the writer checkpoints between
+	// batches (see catchUp), and catchUpEvery how many batches apart it
+	// looks at the size.
+	walCatchUp   = 256 << 20
+	catchUpEvery = 16
 )
 
 // Open opens (creating if needed) the SQLite store at path, applies the
