@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sharedcare/sharedcare/internal/engine"
+	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/store/sqlite"
 )
 
@@ -67,12 +68,11 @@ func BenchmarkSearchTargets(b *testing.B) {
 
 	type query struct {
 		name string
-		run  func(i int) error
+		run  func(i int) (fhir.Object, error)
 	}
-	search := func(typ string, q func(i int) url.Values) func(int) error {
-		return func(i int) error {
-			_, err := e.Search(ctx, typ, q(i))
-			return err
+	search := func(typ string, q func(i int) url.Values) func(int) (fhir.Object, error) {
+		return func(i int) (fhir.Object, error) {
+			return e.Search(ctx, typ, q(i))
 		}
 	}
 	for _, q := range []query{
@@ -96,14 +96,27 @@ func BenchmarkSearchTargets(b *testing.B) {
 			p := samples.encounterPatients[i%len(samples.encounterPatients)]
 			return url.Values{"patient": {p}, "_revinclude": {"Condition:encounter"}}
 		})},
-		{"everything-over-1000", func(i int) error {
-			_, err := e.Everything(ctx, samples.bigPatients[i%len(samples.bigPatients)], url.Values{})
-			return err
+		{"everything-over-1000", func(i int) (fhir.Object, error) {
+			return e.Everything(ctx, samples.bigPatients[i%len(samples.bigPatients)], url.Values{})
 		}},
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			if q.name == "everything-over-1000" && len(samples.bigPatients) == 0 {
 				b.Skip("no patient with over 1,000 resources in the data")
+			}
+			// Every sampled value must find something, or the figures
+			// would time empty searches.
+			matches := 0
+			for i := range 20 {
+				bundle, err := q.run(i)
+				if err != nil {
+					b.Fatal(err)
+				}
+				entries, _ := bundle["entry"].([]any)
+				if len(entries) == 0 {
+					b.Fatalf("sample %d finds nothing", i)
+				}
+				matches += len(entries)
 			}
 			clients := 8
 			b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
@@ -119,7 +132,7 @@ func BenchmarkSearchTargets(b *testing.B) {
 					next++
 					mu.Unlock()
 					t0 := time.Now()
-					if err := q.run(i); err != nil {
+					if _, err := q.run(i); err != nil {
 						b.Error(err)
 						return
 					}
@@ -137,6 +150,7 @@ func BenchmarkSearchTargets(b *testing.B) {
 			pct := func(p float64) float64 {
 				return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
 			}
+			b.ReportMetric(float64(matches)/20, "entries/op")
 			b.ReportMetric(pct(0.50), "p50-ms")
 			b.ReportMetric(pct(0.99), "p99-ms")
 		})
