@@ -305,8 +305,10 @@ func (e *Engine) Everything(ctx context.Context, id string, q url.Values) (fhir.
 	var extra []store.Clause
 	for name, vals := range q {
 		switch name {
-		case "_count", "_cursor", "_summary", "_elements":
+		case "_count", "_summary", "_elements":
 			pass[name] = vals
+		case "_cursor":
+			// Not in the links' parameters: linkURL adds each link's own.
 		case "_type":
 			var want []string
 			for _, v := range vals {
@@ -348,7 +350,7 @@ func (e *Engine) Everything(ctx context.Context, id string, q url.Values) (fhir.
 	}
 	control := url.Values{}
 	for _, k := range []string{"_count", "_cursor", "_summary", "_elements"} {
-		if vals, ok := pass[k]; ok {
+		if vals, ok := q[k]; ok {
 			control[k] = vals
 		}
 	}

@@ -405,6 +405,58 @@ func TestSearchRules(t *testing.T) {
 				t.Errorf("got %v", m)
 			}
 		})
+		t.Run("$everything end keeps resources dated up to the end and the undated", func(t *testing.T) {
+			b, err := e.Everything(ctx, "p1", url.Values{"end": {"2020-03-01"}, "_type": {"Observation"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, _ := entries(t, b); !sameSet(m, []string{"Observation/o1", "Observation/o6", "Observation/o7"}) {
+				t.Errorf("got %v", m)
+			}
+		})
+		t.Run("$everything _since keeps resources updated since the instant", func(t *testing.T) {
+			b, err := e.Everything(ctx, "p1", url.Values{"_since": {"2999-01-01T00:00:00Z"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, _ := entries(t, b); len(m) != 0 {
+				t.Errorf("got %v, want nothing updated after 2999", m)
+			}
+			b, err = e.Everything(ctx, "p1", url.Values{"_since": {"2000-01-01T00:00:00Z"}, "_type": {"Encounter"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, _ := entries(t, b); !sameSet(m, []string{"Encounter/e1"}) {
+				t.Errorf("got %v, want Encounter/e1", m)
+			}
+		})
+		t.Run("$everything pages with next links", func(t *testing.T) {
+			b, err := e.Everything(ctx, "p1", url.Values{"_count": {"3"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := link(b, "next")
+			if !strings.Contains(next, "/Patient/p1/$everything?") || !strings.Contains(next, "_cursor=") {
+				t.Errorf("next link %q", next)
+			}
+			seen, _ := entries(t, b)
+			for next != "" {
+				u, _ := url.Parse(next)
+				b, err = e.Everything(ctx, "p1", u.Query())
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _ := entries(t, b)
+				seen = append(seen, m...)
+				next = link(b, "next")
+				if first := link(b, "first"); first == "" || strings.Contains(first, "_cursor") {
+					t.Errorf("first link %q, want one without a cursor", first)
+				}
+			}
+			if want := []string{"Patient/p1", "Observation/o1", "Observation/o2", "Observation/o6", "Observation/o7", "Encounter/e1", "Condition/c1"}; !sameSet(seen, want) {
+				t.Errorf("pages gave %v, want %v", seen, want)
+			}
+		})
 	})
 }
 
