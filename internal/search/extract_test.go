@@ -102,3 +102,20 @@ func TestExtractOverSynthea(t *testing.T) {
 	t.Logf("%d resources, %d rows, %.1f µs and %.1f rows per resource", len(rs), rows, float64(el.Microseconds())/float64(len(rs)), float64(rows)/float64(len(rs)))
 	t.Logf("observation: %+v", obs)
 }
+
+// BenchmarkIndex measures index extraction per Synthea resource (the cost
+// every write pays; issue 2's ingest target needs the whole write path
+// under about 600 µs of CPU per resource on 2 cores).
+func BenchmarkIndex(b *testing.B) {
+	rs := syntheaResources(b, 20)
+	ix := &Indexer{}
+	ix.Index("Patient", fhir.Object{"resourceType": "Patient"}) // compile outside the timing
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		r := rs[n%len(rs)]
+		ix.Index(r["resourceType"].(string), r)
+		n++
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/resource")
+}
