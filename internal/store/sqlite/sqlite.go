@@ -13,6 +13,12 @@
 // each resource in resources, every version's body once in
 // resource_versions, and the search index rows in one narrow table per kind
 // of search parameter, keyed by the resource's rid.
+//
+// Searches (translate.go, filter.go, page.go, include.go) are SQL over the
+// index tables only: one driving index lookup, the other conditions and
+// the access filter as seeks into the resource's own index rows (their
+// keys are rid << 16 | n), keyset paging over (sort values..., rid). A
+// query node that cannot be translated exactly is ENotSupported.
 package sqlite
 
 import (
