@@ -17,11 +17,12 @@ import (
 func runReindex(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: sharedcare reindex --data DIR [--db URL] [--batch N]
+		fmt.Fprint(fs.Output(), `usage: sharedcare reindex --data DIR [--db URL] [--base-url URL] [--batch N]
 
 Rebuilds the search index rows of every current resource from its stored
 JSON, in batches, printing progress. The server may keep running: writes
-meanwhile index themselves.
+meanwhile index themselves. Give the base URL the server runs with, so that
+absolute references to it are indexed as the local resources they name.
 
 flags:
 `)
@@ -30,6 +31,7 @@ flags:
 	var (
 		dataDir = fs.String("data", os.Getenv("SHAREDCARE_DATA"), "data directory of the store (default $SHAREDCARE_DATA)")
 		dbURL   = fs.String("db", os.Getenv("SHAREDCARE_DB"), "PostgreSQL URL of the store (default $SHAREDCARE_DB; empty for SQLite in --data)")
+		baseURL = fs.String("base-url", os.Getenv("SHAREDCARE_BASE_URL"), "absolute base URL of the FHIR API, as given to serve (default $SHAREDCARE_BASE_URL)")
 		batch   = fs.Int("batch", 500, "resources per transaction")
 		quiet   = fs.Bool("quiet", false, "no progress lines")
 	)
@@ -52,7 +54,8 @@ flags:
 	defer st.Close()
 	start := time.Now()
 	last := start
-	n, err := engine.Reindex(ctx, st, *batch, func(done int) {
+	e := engine.New(st, engine.Config{BaseURL: *baseURL})
+	n, err := e.Reindex(ctx, *batch, func(done int) {
 		if !*quiet && time.Since(last) > time.Second {
 			last = time.Now()
 			fmt.Fprintf(os.Stderr, "reindexed %d resources (%.0f/s)\n", done, float64(done)/time.Since(start).Seconds())

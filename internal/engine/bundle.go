@@ -512,7 +512,7 @@ func (e *Engine) transaction(ctx context.Context, entries []*entry, now time.Tim
 		}
 		en.refs = nil
 		if en.method == "POST" && en.cond == nil {
-			en.pre = newPut(en.typ, en.id, 1, en.res, now)
+			en.pre = e.newPut(en.typ, en.id, 1, en.res, now)
 		}
 	}
 	if len(entries) == 0 {
@@ -656,7 +656,7 @@ func (e *Engine) runEntry(ctx context.Context, tx store.Tx, en *entry, m *refMap
 			if err := m.rewrite(ctx, tx, en); err != nil {
 				return err
 			}
-			p = newPut(en.typ, en.target, en.version, en.res, now)
+			p = e.newPut(en.typ, en.target, en.version, en.res, now)
 		}
 		if err := put(ctx, tx, p); err != nil {
 			return err

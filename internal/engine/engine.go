@@ -41,6 +41,7 @@ import (
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/fhir/r4"
+	"github.com/sharedcare/sharedcare/internal/search"
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
@@ -62,6 +63,7 @@ type Engine struct {
 	cfg Config
 	cap fhir.Object
 	ck  condKey
+	ix  *search.Indexer // extracts index rows; knows the base URL so absolute references to this server index as Type/id
 }
 
 // New returns an engine over st.
@@ -75,7 +77,7 @@ func New(st store.Store, cfg Config) *Engine {
 	for len(cfg.BaseURL) > 0 && cfg.BaseURL[len(cfg.BaseURL)-1] == '/' {
 		cfg.BaseURL = cfg.BaseURL[:len(cfg.BaseURL)-1]
 	}
-	e := &Engine{st: st, cfg: cfg}
+	e := &Engine{st: st, cfg: cfg, ix: &search.Indexer{Base: cfg.BaseURL}}
 	e.cap = e.capabilities()
 	return e
 }

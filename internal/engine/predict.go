@@ -64,7 +64,7 @@ func (e *Engine) predict(ctx context.Context, entries []*entry, m *refMap, now t
 			s.obj["reference"] = m.predicted(ctx, s.orig)
 		}
 		en.predicted = true
-		en.pre = newPut(en.typ, en.id, 1, en.res, now)
+		en.pre = e.newPut(en.typ, en.id, 1, en.res, now)
 	}
 }
 

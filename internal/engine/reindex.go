@@ -12,8 +12,10 @@ import (
 // the running count after each batch. It pages through the store in rid
 // order with the ordinary search cursor, so resources written meanwhile are
 // either indexed by their own write or reached by a later page. The backend
-// must implement store.Reindexer.
-func Reindex(ctx context.Context, st store.Store, batch int, progress func(done int)) (int, error) {
+// must implement store.Reindexer. Rows are extracted as the engine's writes
+// extract them (same base URL).
+func (e *Engine) Reindex(ctx context.Context, batch int, progress func(done int)) (int, error) {
+	st := e.st
 	if batch <= 0 {
 		batch = 500
 	}
@@ -34,7 +36,7 @@ func Reindex(ctx context.Context, st store.Store, batch int, progress func(done 
 			if err != nil {
 				return done, fhir.Errorf(fhir.EInternal, "", "%s/%s version %d does not parse: %v", v.Type, v.ID, v.VersionID, err)
 			}
-			items = append(items, item{v, indexResource(v.Type, r)})
+			items = append(items, item{v, e.ix.Index(v.Type, r)})
 		}
 		err = st.Write(ctx, func(tx store.Tx) error {
 			ri, ok := tx.(store.Reindexer)

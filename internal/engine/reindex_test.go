@@ -14,7 +14,7 @@ func TestReindex(t *testing.T) {
 		ctx := context.Background()
 		loadSearchFixture(t, e)
 		var calls []int
-		n, err := Reindex(ctx, st, 4, func(done int) { calls = append(calls, done) })
+		n, err := e.Reindex(ctx, 4, func(done int) { calls = append(calls, done) })
 		if fhir.IsKind(err, fhir.ENotSupported) {
 			t.Skipf("this backend does not implement store.Reindexer yet: %v", err)
 		}

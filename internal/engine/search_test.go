@@ -252,6 +252,23 @@ func TestSearchRules(t *testing.T) {
 				t.Errorf("got %v, want o4 o3 o2 o1 then the undated", got)
 			}
 		})
+		t.Run("a reference written as an absolute URL under the base is the local resource", func(t *testing.T) {
+			body := `{"resourceType":"Observation","id":"abs","status":"final","code":{"text":"abs"},"subject":{"reference":"` + testBase + `/Patient/p3"}}`
+			if _, err := e.Update(ctx, "Observation", "abs", []byte(body), WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			defer e.Delete(ctx, "Observation", "abs", WriteOptions{})
+			if got, _ := entries(t, mustSearch(t, ctx, e, "Observation", "subject=Patient/p3")); !sameSet(got, []string{"Observation/abs"}) {
+				t.Errorf("got %v, want Observation/abs", got)
+			}
+			b, err := e.CompartmentSearch(ctx, "Patient", "p3", "Observation", url.Values{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := entries(t, b); !sameSet(got, []string{"Observation/abs"}) {
+				t.Errorf("compartment of p3: got %v, want Observation/abs", got)
+			}
+		})
 		t.Run("_sort by _lastUpdated follows write order", func(t *testing.T) {
 			got, _ := entries(t, mustSearch(t, ctx, e, "Organization", "_sort=-_lastUpdated"))
 			if want := []string{"Organization/org2", "Organization/org1"}; !slices.Equal(got, want) {

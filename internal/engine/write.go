@@ -37,7 +37,7 @@ func (e *Engine) Create(ctx context.Context, typ string, body []byte, o WriteOpt
 	if o.IfNoneExist == "" {
 		// The common case: everything is prepared before the store
 		// transaction, which then only writes.
-		p := newPut(typ, newID(), 1, res, now)
+		p := e.newPut(typ, newID(), 1, res, now)
 		if err := e.write(ctx, func(tx store.Tx) error { return put(ctx, tx, p) }); err != nil {
 			return nil, err
 		}
@@ -69,7 +69,7 @@ func (e *Engine) Create(ctx context.Context, typ string, body []byte, o WriteOpt
 		if err != nil {
 			return err
 		}
-		p := newPut(typ, id, version, res, now)
+		p := e.newPut(typ, id, version, res, now)
 		if err := put(ctx, tx, p); err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (e *Engine) putResource(ctx context.Context, tx store.Tx, typ, id string, r
 		return nil, fhir.Errorf(fhir.EConflict, "", "%s/%s exists but does not match the conditional update criteria", typ, id)
 	}
 	res["id"] = id
-	p := &store.Put{Type: typ, ID: id, VersionID: 1, LastUpdated: now, Index: indexResource(typ, res)}
+	p := &store.Put{Type: typ, ID: id, VersionID: 1, LastUpdated: now, Index: e.ix.Index(typ, res)}
 	if cur != nil {
 		p.VersionID = cur.VersionID + 1
 		if !cur.Deleted {
@@ -371,10 +371,10 @@ func conditionalCriteria(typ, raw string) (url.Values, error) {
 
 // newPut prepares a version of a new resource (1, unless it re-creates a
 // deleted one): id and meta stamped, encoded and indexed.
-func newPut(typ, id string, version int64, res fhir.Object, now time.Time) *store.Put {
+func (e *Engine) newPut(typ, id string, version int64, res fhir.Object, now time.Time) *store.Put {
 	res["id"] = id
 	fhir.SetVersion(res, version, now)
-	return &store.Put{Type: typ, ID: id, VersionID: version, LastUpdated: now, Body: fhir.Marshal(res), Index: indexResource(typ, res)}
+	return &store.Put{Type: typ, ID: id, VersionID: version, LastUpdated: now, Body: fhir.Marshal(res), Index: e.ix.Index(typ, res)}
 }
 
 func versionOf(p *store.Put) *store.Version {
