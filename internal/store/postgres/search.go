@@ -2,17 +2,14 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
-	"strconv"
-	"strings"
 
-	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
-// Search returns current, non-deleted resources matching q, in rid order, one
-// page at a time.
+// Search returns current, non-deleted resources matching q, one page at a
+// time, in the order of q.Sort (rid when empty).
 func (s *Store) Search(ctx context.Context, q *store.Query) (*store.Result, error) {
 	res, err := search(ctx, s.pool, q)
 	if err != nil {
@@ -22,14 +19,17 @@ func (s *Store) Search(ctx context.Context, q *store.Query) (*store.Result, erro
 }
 
 // search translates q into SQL over resources and the index tables (never
-// reading a body to filter) and runs it on qr.
+// reading a body to filter; see translate.go) and runs it on qr.
 //
-// Paging is keyset paging on rid: the cursor is the last rid returned and
-// the next page is "rid > cursor". A resource's rid never changes and new
-// resources get larger rids, so rows present at both pages' reads are
-// neither skipped nor repeated however the store changes in between.
+// Paging is keyset paging on (sort values..., rid): the cursor holds the
+// last (or, for a previous page, the first) row's sort values and rid, and
+// the next page starts strictly after it in the query's order. A resource's
+// rid never changes, so a resource whose sort values did not change between
+// two pages is neither skipped nor repeated however the store changes in
+// between; resources created, changed or deleted meanwhile appear or drop
+// out according to their new values.
 func search(ctx context.Context, qr querier, q *store.Query) (*store.Result, error) {
-	after, err := decodeCursor(q.Cursor)
+	cur, err := decodeCursor(q.Cursor, q.Sort)
 	if err != nil {
 		return nil, err
 	}
@@ -43,130 +43,90 @@ func search(ctx context.Context, qr querier, q *store.Query) (*store.Result, err
 	}
 	res := &store.Result{Total: -1}
 	if q.Total {
+		// The same WHERE (filter included), without the page's keyset.
 		if err := qr.QueryRow(ctx, `SELECT count(*) FROM resources r WHERE `+b.sb.String(), b.args...).Scan(&res.Total); err != nil {
 			return nil, err
 		}
 	}
-	sql := `SELECT r.rid, ` + versionColumns + ` FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE ` +
-		b.sb.String() + ` AND r.rid > ` + b.arg(after) + ` ORDER BY r.rid LIMIT ` + b.arg(n+1)
-	rows, err := qr.Query(ctx, sql, b.args...)
+	pageSQL, err := b.page(q.Sort, cur, n+1)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	res.Versions = make([]*store.Version, 0, min(n, 64))
-	var last int64
+	rows, err := qr.Query(ctx, pageSQL, b.args...)
+	if err != nil {
+		return nil, err
+	}
+	type row struct {
+		v    *store.Version
+		rid  int64
+		vals []any
+	}
+	var got []row
 	for rows.Next() {
-		if len(res.Versions) == n {
-			res.Next = encodeCursor(last)
-			break
+		r := row{vals: make([]any, len(q.Sort))}
+		dest := make([]any, 0, 1+len(r.vals))
+		dest = append(dest, &r.rid)
+		for i := range r.vals {
+			dest = append(dest, &r.vals[i])
 		}
-		v, err := scanVersion(ridRow{rows, &last})
+		r.v, err = scanVersion(prefixRow{rows, dest})
 		if err != nil {
+			rows.Close()
 			return nil, err
 		}
-		res.Versions = append(res.Versions, v)
+		got = append(got, r)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	// The rows are in forward order either way (page sorts them so); a
+	// backward page fetched one extra row at its far (first) end.
+	more := len(got) > n
+	if cur.back {
+		if more {
+			got = got[1:]
+		}
+	} else if more {
+		got = got[:n]
+	}
+	res.Versions = make([]*store.Version, len(got))
+	rids := make([]int64, len(got))
+	for i, r := range got {
+		res.Versions[i] = r.v
+		rids[i] = r.rid
+	}
+	if len(got) > 0 {
+		first, last := got[0], got[len(got)-1]
+		if cur.back {
+			res.Next = encodeCursor(q.Sort, cursor{vals: last.vals, rid: last.rid})
+			if more {
+				res.Prev = encodeCursor(q.Sort, cursor{back: true, vals: first.vals, rid: first.rid})
+			}
+		} else {
+			if more {
+				res.Next = encodeCursor(q.Sort, cursor{vals: last.vals, rid: last.rid})
+			}
+			if q.Cursor != "" {
+				res.Prev = encodeCursor(q.Sort, cursor{back: true, vals: first.vals, rid: first.rid})
+			}
+		}
+	}
+	if len(rids) > 0 && (len(q.Include) > 0 || len(q.RevInclude) > 0) {
+		if err := includes(ctx, qr, q, rids, res); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
 
-// ridRow prepends the rid column to a versionColumns scan.
-type ridRow struct {
-	row interface{ Scan(...any) error }
-	rid *int64
+// prefixRow scans extra leading columns into dest before a versionColumns
+// scan.
+type prefixRow struct {
+	row  pgx.Row
+	dest []any
 }
 
-func (r ridRow) Scan(dest ...any) error { return r.row.Scan(append([]any{r.rid}, dest...)...) }
-
-// sqlBuilder accumulates a WHERE clause over resources r and its arguments.
-type sqlBuilder struct {
-	sb   strings.Builder
-	args []any
-}
-
-func (b *sqlBuilder) arg(v any) string {
-	b.args = append(b.args, v)
-	return "$" + strconv.Itoa(len(b.args))
-}
-
-func (b *sqlBuilder) where(q *store.Query) error {
-	b.sb.WriteString("NOT r.deleted")
-	types := ""
-	if len(q.Types) > 0 {
-		types = b.arg(q.Types)
-		b.sb.WriteString(" AND r.type = ANY(" + types + "::text[])")
-	}
-	for _, cl := range q.Clauses {
-		if len(cl) == 0 {
-			// An empty OR holds for nothing: fail closed, never wider.
-			b.sb.WriteString(" AND false")
-			continue
-		}
-		b.sb.WriteString(" AND (")
-		for i, c := range cl {
-			if i > 0 {
-				b.sb.WriteString(" OR ")
-			}
-			if err := b.cond(c, types); err != nil {
-				return err
-			}
-		}
-		b.sb.WriteString(")")
-	}
-	return nil
-}
-
-// cond writes one condition. Index lookups are "rid IN (subquery)" with the
-// type filter repeated inside, so the planner can answer the subquery from
-// the index table's (type, param, ...) index alone and probe resources by
-// rid.
-func (b *sqlBuilder) cond(c store.Cond, types string) error {
-	switch c.Kind {
-	case store.CondID:
-		b.sb.WriteString("r.id = " + b.arg(clean(c.Code)))
-	case store.CondToken:
-		b.sb.WriteString("r.rid IN (SELECT rid FROM idx_token WHERE param = " + b.arg(clean(c.Param)))
-		if types != "" {
-			b.sb.WriteString(" AND type = ANY(" + types + "::text[])")
-		}
-		if !c.AnyCode {
-			// left() first so the (…, left(code, 256), …) index applies;
-			// the full comparison keeps the match exact.
-			p := b.arg(clean(c.Code))
-			b.sb.WriteString(" AND left(code, 256) = left(" + p + "::text, 256) AND code = " + p)
-		}
-		if !c.AnySystem {
-			p := b.arg(clean(c.System))
-			b.sb.WriteString(" AND left(system, 256) = left(" + p + "::text, 256) AND system = " + p)
-		}
-		b.sb.WriteString(")")
-	default:
-		// A condition this store cannot answer exactly is an error, never a
-		// wider result.
-		return fhir.Errorf(fhir.ENotSupported, "", "search condition kind %d is not supported by this store", c.Kind)
-	}
-	return nil
-}
-
-// Cursors are "r" and the last rid, base64url-encoded (the same form as the
-// SQLite store's): opaque to clients, and versioned by the prefix letter
-// should the paging key ever change.
-func encodeCursor(rid int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("r" + strconv.FormatInt(rid, 10)))
-}
-
-func decodeCursor(c string) (int64, error) {
-	if c == "" {
-		return 0, nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil && len(raw) > 1 && raw[0] == 'r' {
-		if rid, err := strconv.ParseInt(string(raw[1:]), 10, 64); err == nil && rid > 0 {
-			return rid, nil
-		}
-	}
-	return 0, fhir.Invalid("", "invalid or expired page cursor %s", fmt.Sprintf("%q", c))
+func (p prefixRow) Scan(dest ...any) error {
+	return p.row.Scan(append(p.dest, dest...)...)
 }

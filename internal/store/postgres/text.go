@@ -6,10 +6,10 @@ import (
 	"unicode/utf8"
 )
 
-// maxLexeme is PostgreSQL's limit on one tsvector lexeme (2047 bytes). A
+// maxLexeme is PostgreSQL's limit on one tsvector lexeme (2046 bytes). A
 // longer term is not indexed: a search for it then finds nothing (narrower,
 // never wider).
-const maxLexeme = 2047
+const maxLexeme = 2046
 
 // textTerms splits a normalised text value into its terms, as the contract
 // (store.Text) defines them: runs of letters and digits. Combining marks
