@@ -501,3 +501,37 @@ func TestSearchNotSupported(t *testing.T) {
 		}
 	}
 }
+
+// TestReindex checks store.Reindexer: rows replaced without a new version,
+// a stale version refused, a missing resource not found.
+func TestReindex(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	putAll(t, s, []fixture{{typ: "Patient", id: "p", ix: store.Index{Tokens: []store.Token{{Param: "identifier", System: "s", Code: "old"}}}}})
+	find := func(code string) []string {
+		return searchKeys(t, s, store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: code}}}})
+	}
+	reindex := func(typ, id string, version int64, ix store.Index) error {
+		return s.Write(ctx, func(tx store.Tx) error {
+			return tx.(store.Reindexer).Reindex(ctx, typ, id, version, ix)
+		})
+	}
+	if err := reindex("Patient", "p", 1, store.Index{Strings: []store.String{{Param: "family", Norm: "new", Exact: "New"}}, Tokens: []store.Token{{Param: "identifier", System: "s", Code: "new"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := find("old"); got != nil {
+		t.Errorf("old row after Reindex: got %v, want none", got)
+	}
+	if got := find("new"); !slices.Equal(got, []string{"Patient/p"}) {
+		t.Errorf("new row after Reindex: got %v, want [Patient/p]", got)
+	}
+	if v, err := s.Read(ctx, "Patient", "p"); err != nil || v.VersionID != 1 {
+		t.Errorf("Reindex wrote a version: got %v, %v", v, err)
+	}
+	if err := reindex("Patient", "p", 2, store.Index{}); !fhir.IsKind(err, fhir.EConflict) {
+		t.Errorf("Reindex of a version that is not current: got %v, want EConflict", err)
+	}
+	if err := reindex("Patient", "nobody", 1, store.Index{}); !fhir.IsKind(err, fhir.ENotFound) {
+		t.Errorf("Reindex of a missing resource: got %v, want ENotFound", err)
+	}
+}

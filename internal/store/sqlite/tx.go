@@ -253,3 +253,69 @@ func insertIndex(ctx context.Context, w *stmts, args []any, rid int64, typ strin
 	}
 	return args, nil
 }
+
+var _ store.Reindexer = (*tx)(nil)
+
+// Reindex replaces the index rows of typ/id's current version with ix,
+// without writing a version (store.Reindexer, for `sharedcare reindex`).
+// On the single writer nothing can change the resource between the version
+// check and the replacement.
+func (t *tx) Reindex(ctx context.Context, typ, id string, version int64, ix store.Index) error {
+	if err := t.check(ctx); err != nil {
+		return err
+	}
+	if t.broken != nil {
+		return t.broken
+	}
+	if n := maxIndexRows(&ix); n >= 1<<idxKeyBits {
+		return fhir.Errorf(fhir.EUnprocessable, "", "%s/%s has %d search index entries of one kind; at most %d are supported",
+			typ, id, n, 1<<idxKeyBits-1)
+	}
+	s, sctx := t.s, t.sqlCtx
+	st, tmp, err := s.wq.get(sctx, "SELECT rid, version, idx_mask, deleted FROM resources WHERE type = ? AND id = ?")
+	if err != nil {
+		return toError(err)
+	}
+	if tmp {
+		defer st.Close()
+	}
+	var rid, current, mask int64
+	var deleted bool
+	err = st.QueryRowContext(sctx, typ, id).Scan(&rid, &current, &mask, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fhir.Errorf(fhir.ENotFound, "", "%s/%s does not exist", typ, id)
+	}
+	if err != nil {
+		return toError(err)
+	}
+	if current != version {
+		return fhir.Errorf(fhir.EConflict, "", "%s/%s: version %d is no longer current (the latest is %d)", typ, id, version, current)
+	}
+	if err := t.reindex(sctx, rid, typ, mask, deleted, &ix); err != nil {
+		t.broken = toError(err)
+		return t.broken
+	}
+	return nil
+}
+
+func (t *tx) reindex(ctx context.Context, rid int64, typ string, oldMask int64, deleted bool, ix *store.Index) error {
+	s := t.s
+	for k := range numKinds {
+		if oldMask&(1<<k) != 0 {
+			first := rid << idxKeyBits
+			if _, err := s.w.delIdx[k].ExecContext(ctx, first, first|(1<<idxKeyBits-1)); err != nil {
+				return err
+			}
+		}
+	}
+	newMask := int64(0)
+	if !deleted {
+		newMask = indexMask(ix)
+		var err error
+		if s.args, err = insertIndex(ctx, s.w, s.args, rid, typ, ix); err != nil {
+			return err
+		}
+	}
+	_, err := s.wconn.ExecContext(ctx, "UPDATE resources SET idx_mask = ? WHERE rid = ?", newMask, rid)
+	return err
+}
