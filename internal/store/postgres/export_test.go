@@ -1,0 +1,65 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sharedcare/sharedcare/internal/store"
+)
+
+// PageSQL is the SQL and arguments of the first page of q, for plan tests.
+func PageSQL(q *store.Query) (string, []any, error) {
+	cur, err := decodeCursor(q.Cursor, q.Sort)
+	if err != nil {
+		return "", nil, err
+	}
+	var b sqlBuilder
+	if err := b.where(q); err != nil {
+		return "", nil, err
+	}
+	n := q.Count
+	if n <= 0 {
+		n = defaultCount
+	}
+	s, err := b.page(q.Sort, cur, n+1)
+	return s, b.args, err
+}
+
+// IncludeSQL is the SQL and arguments of one include step, for plan tests.
+func IncludeSQL(inc store.Include, rev bool, rids []int64, f *store.Filter) (string, []any, error) {
+	b, err := includeSQL(inc, rev, rids, f, 1001)
+	if err != nil {
+		return "", nil, err
+	}
+	return b.sb.String(), b.args, nil
+}
+
+// Explain returns the plan of sqlText. With noSeqScan, sequential scans are
+// priced out (enable_seqscan = off), so a Seq Scan left in the plan means
+// no index can serve that step at all.
+func (s *Store) Explain(ctx context.Context, sqlText string, args []any, noSeqScan bool) (string, error) {
+	var plan []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if noSeqScan {
+			if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, "EXPLAIN "+sqlText, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				return err
+			}
+			plan = append(plan, line)
+		}
+		return rows.Err()
+	})
+	return strings.Join(plan, "\n"), err
+}
