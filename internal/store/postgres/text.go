@@ -26,13 +26,23 @@ func quoteLexeme(t string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(t) + "'"
 }
 
-// tsvectorLiteral is the tsvector input text holding the terms of v.
+// maxLexemeBytes bounds the lexemes of one tsvector (PostgreSQL refuses
+// more than 1 MB). Terms past it are not indexed: narrower, never wider.
+const maxLexemeBytes = 1<<20 - 1
+
+// tsvectorLiteral is the tsvector input text holding the distinct terms of
+// v (a tsvector keeps each lexeme once; without positions nothing else
+// counts).
 func tsvectorLiteral(v string) string {
 	var sb strings.Builder
+	seen := map[string]bool{}
+	total := 0
 	for _, t := range textTerms(clean(v)) {
-		if len(t) > maxLexeme || !utf8.ValidString(t) {
+		if len(t) > maxLexeme || !utf8.ValidString(t) || seen[t] || total+len(t) > maxLexemeBytes {
 			continue
 		}
+		seen[t] = true
+		total += len(t)
 		if sb.Len() > 0 {
 			sb.WriteByte(' ')
 		}
