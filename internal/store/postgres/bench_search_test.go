@@ -170,8 +170,8 @@ type targetSamples struct {
 	bigPatients       []string    // ids of patients with over 1,000 resources
 }
 
-// sampleTargets draws values from the index tables directly: every 97th
-// patient by rid, so the sample spreads over the whole load.
+// sampleTargets draws values from the index tables directly: every 7th
+// patient by rid that has Observations.
 func sampleTargets(b *testing.B, db *pgx.Conn) *targetSamples {
 	ctx := context.Background()
 	s := &targetSamples{}
@@ -182,7 +182,11 @@ func sampleTargets(b *testing.B, db *pgx.Conn) *targetSamples {
 		}
 	}
 	must(db.QueryRow(ctx, "SELECT count(*) FROM resources WHERE NOT deleted").Scan(&s.resources))
-	rows, err := db.Query(ctx, "SELECT rid, id FROM resources WHERE type = 'Patient' AND NOT deleted AND rid % 97 = 0 LIMIT 400")
+	// Patients with a clinical record (an Observation): in a region most
+	// Patient resources are a pharmacy's or a hospital's stub of a person.
+	rows, err := db.Query(ctx, `SELECT r.rid, r.id FROM resources r WHERE r.type = 'Patient' AND NOT r.deleted AND r.rid % 7 = 0
+		AND EXISTS (SELECT 1 FROM idx_reference x WHERE x.param = 'patient' AND left(x.ref_id, 256) = left(r.id, 256)
+			AND x.ref_id = r.id AND left(x.ref_type, 256) = 'Patient' AND x.type = 'Observation') LIMIT 400`)
 	must(err)
 	type pat struct {
 		rid int64
