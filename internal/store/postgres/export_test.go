@@ -16,7 +16,7 @@ func PageSQL(q *store.Query) (string, []any, error) {
 		return "", nil, err
 	}
 	var b sqlBuilder
-	if err := b.where(q); err != nil {
+	if err := b.wherePage(q); err != nil {
 		return "", nil, err
 	}
 	n := q.Count

@@ -34,7 +34,7 @@ func search(ctx context.Context, qr querier, q *store.Query) (*store.Result, err
 		return nil, err
 	}
 	var b sqlBuilder
-	if err := b.where(q); err != nil {
+	if err := b.wherePage(q); err != nil {
 		return nil, err
 	}
 	n := q.Count
@@ -43,8 +43,12 @@ func search(ctx context.Context, qr querier, q *store.Query) (*store.Result, err
 	}
 	res := &store.Result{Total: -1}
 	if q.Total {
-		// The same WHERE (filter included), without the page's keyset.
-		if err := qr.QueryRow(ctx, `SELECT count(*) FROM resources r WHERE `+b.sb.String(), b.args...).Scan(&res.Total); err != nil {
+		// The same conditions (filter included), without the page's keyset.
+		var cb sqlBuilder
+		if err := cb.where(q); err != nil {
+			return nil, err
+		}
+		if err := qr.QueryRow(ctx, `SELECT count(*) FROM resources r WHERE `+cb.sb.String(), cb.args...).Scan(&res.Total); err != nil {
 			return nil, err
 		}
 	}

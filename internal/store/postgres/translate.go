@@ -37,6 +37,13 @@ type sqlBuilder struct {
 	args   []any
 	filter *store.Filter
 	nalias int
+	// stream is set by wherePage when the driving lookup can be walked in
+	// rid order (streamable): the page then reads index rows d joined to
+	// r, stopping at the page's end, instead of building the whole rid set
+	// first (as the SQLite store does). For a common code that is the
+	// difference between reading 101 qualifying rows and tens of thousands.
+	stream     bool
+	streamFrom string
 }
 
 // arg adds an argument and returns its placeholder.
@@ -164,6 +171,39 @@ func (b *sqlBuilder) where(q *store.Query) error {
 	return b.resourceWhere("r", q.Types, q.Clauses, true)
 }
 
+// wherePage builds the WHERE of q for a page query: like where, but with
+// the driving clause read as a join from index rows d when that yields
+// rid order (see stream). The count query must use where.
+func (b *sqlBuilder) wherePage(q *store.Query) error {
+	b.filter = q.Filter
+	if len(q.Sort) == 0 && len(q.Types) == 1 {
+		if d := pickDriver(q.Clauses, true); d >= 0 && len(q.Clauses[d]) == 1 && streamable(q.Clauses[d][0]) {
+			b.stream = true
+		}
+	}
+	return b.resourceWhere("r", q.Types, q.Clauses, true)
+}
+
+// streamable reports whether c's lookup fixes every index column before
+// (type, rid) by equality, so that with one type its rows come in rid
+// order.
+func streamable(c store.Cond) bool {
+	if c.Not || c.Missing != store.NotMissingTest {
+		return false
+	}
+	switch c.Kind {
+	case store.CondToken: // idx_token_code (param, left(code), left(system), type, rid)
+		return !c.AnyCode && !c.AnySystem && !c.Text
+	case store.CondReference: // idx_reference_target (param, left(ref_id), left(ref_type), type, rid)
+		return c.RefID != "" && c.RefType != ""
+	case store.CondCompartment: // idx_compartment_member (comp_type, left(comp_id), type, rid)
+		return true
+	case store.CondURI: // idx_uri_value (param, left(value), type, rid)
+		return c.Match == store.MatchExact
+	}
+	return false
+}
+
 // resourceWhere writes the conditions for resources row a: current, of one
 // of types, satisfying clauses, visible through the filter. With drive set,
 // one clause may become a driving rid set; otherwise (a is already bound by
@@ -178,7 +218,22 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 		b.w(" AND ")
 		b.inTypes(a+".type", types)
 	}
-	if driver >= 0 {
+	if driver >= 0 && a == "r" && b.stream {
+		c := clauses[driver][0]
+		if c.Kind == store.CondCompartment {
+			b.streamFrom = "idx_compartment"
+			b.w(" AND d.comp_type = ? AND ", clean(c.RefType))
+			b.eqText("d.comp_id", c.RefID)
+		} else {
+			b.streamFrom, _ = idxTable(c.Kind)
+			b.w(" AND d.param = ? AND ", clean(c.Param))
+			if err := b.rowPred("d", c); err != nil {
+				return err
+			}
+		}
+		b.w(" AND ")
+		b.inTypes("d.type", types)
+	} else if driver >= 0 {
 		b.w(" AND " + a + ".rid IN (")
 		for i, c := range clauses[driver] {
 			if i > 0 {
@@ -897,11 +952,15 @@ func (b *sqlBuilder) page(keys []store.SortKey, cur cursor, limit int) (string, 
 		if cur.back {
 			cmp, dir = " < ", " DESC"
 		}
+		from, ridCol, group := "resources r", "r.rid", ""
+		if b.stream {
+			from, ridCol, group = b.streamFrom+" d JOIN resources r ON r.rid = d.rid", "d.rid", " GROUP BY d.rid"
+		}
 		keyset := ""
 		if cur.rid > 0 {
-			keyset = " AND r.rid" + cmp + b.arg(cur.rid)
+			keyset = " AND " + ridCol + cmp + b.arg(cur.rid)
 		}
-		inner := "SELECT r.rid AS rid FROM resources r WHERE " + where + keyset + " ORDER BY r.rid" + dir + " LIMIT " + b.arg(limit)
+		inner := "SELECT " + ridCol + " AS rid FROM " + from + " WHERE " + where + keyset + group + " ORDER BY " + ridCol + dir + " LIMIT " + b.arg(limit)
 		return "SELECT p.rid, " + versionColumns + " FROM (" + inner + ") p JOIN resources r ON r.rid = p.rid JOIN resource_versions v ON v.seq = r.seq ORDER BY p.rid", nil
 	}
 	var sel, order, outer, cols strings.Builder
