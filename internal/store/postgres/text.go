@@ -23,8 +23,16 @@ func textTerms(v string) []string {
 // quoteLexeme quotes a term for tsvector or tsquery input, which take a
 // quoted lexeme literally (no parser, no normalisation).
 func quoteLexeme(t string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(t) + "'"
+	// Most terms hold neither character; a replacer built per term was 37%
+	// of the server's CPU during a Synthea import.
+	if !strings.ContainsAny(t, `\'`) {
+		return "'" + t + "'"
+	}
+	return "'" + lexemeEscaper.Replace(t) + "'"
 }
+
+// lexemeEscaper doubles the two characters a quoted lexeme must escape.
+var lexemeEscaper = strings.NewReplacer(`\`, `\\`, `'`, `''`)
 
 // maxLexemeBytes bounds the lexemes of one tsvector (PostgreSQL refuses
 // more than 1 MB). Terms past it are not indexed: narrower, never wider.
