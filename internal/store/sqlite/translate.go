@@ -261,6 +261,13 @@ func condRank(c store.Cond, typed bool) int {
 		if c.Prefix == store.PrefixNE {
 			return 7
 		}
+		if c.Kind == store.CondDate && (c.Prefix == store.PrefixEQ || c.Prefix == store.PrefixAP) && c.Hi-c.Lo < 86400000 {
+			// A day or less (birthdate=1980-01-01): a few rows among
+			// thousands of people, where a family-name prefix can match
+			// hundreds (measured on 1.1M resources: "smith" 698 rows,
+			// 3-90 ms; the birth date, a handful).
+			return 2
+		}
 		return 5
 	case store.CondLastUpdated:
 		if !typed {
