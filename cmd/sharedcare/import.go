@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/term"
@@ -20,11 +21,18 @@ func runImport(ctx context.Context, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: sharedcare import --url URL --token TOKEN [flags] PATH...
        sharedcare import --data DIR [--db URL] [flags] PATH...
+       sharedcare import --per-organisation --nodes FILE [--token T] [flags] REGION
+       sharedcare import --per-organisation --data ROOT [flags] REGION
 
 Loads FHIR R4 bundles (.json) and NDJSON (.ndjson), plain or gzipped (.gz);
 directories are walked in lexical order. Transaction and batch bundles are
 sent as they are; NDJSON and other bundles are grouped into transactions
 (PUT Type/id for resources with an id, so a rerun does not duplicate).
+
+With --per-organisation, REGION is a folder written by "sharedcare generate":
+each organisation's folder (named by its ODS code) goes to that
+organisation's own node: the node listed for it in the nodes file (CSV
+"ods,url[,token]"), or, with --data, a separate SQLite store ROOT/<ODS>.
 
 flags:
 `)
@@ -42,6 +50,8 @@ flags:
 		retries = fs.Int("retries", 6, "with --url: retries of a bundle after 429, 503 or a connection error (0 for none)")
 		timeout = fs.Duration("timeout", 5*time.Minute, "with --url: time allowed for one bundle")
 		quiet   = fs.Bool("quiet", false, "no progress bar")
+		perOrg  = fs.Bool("per-organisation", false, "load each organisation's folder of a generated region into its own node")
+		nodes   = fs.String("nodes", "", "with --per-organisation: CSV file ods,url[,token] naming each organisation's node")
 	)
 	paths, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -51,9 +61,6 @@ flags:
 		fs.Usage()
 		return fhir.Invalid("", "no PATH given")
 	}
-	if (*baseURL == "") == (*dataDir == "") {
-		return fhir.Invalid("", "give exactly one of --url (a FHIR server) or --data (a local store)")
-	}
 	if *workers < 1 || *batch < 1 {
 		return fhir.Invalid("", "--workers and --batch must be at least 1")
 	}
@@ -62,6 +69,15 @@ flags:
 		opt.Progress = os.Stderr
 	}
 
+	if *perOrg {
+		return importRegion(ctx, paths, *nodes, *token, *dataDir, *dbURL, *lenient, *gz, *retries, *timeout, *workers, opt)
+	}
+	if *nodes != "" {
+		return fhir.Invalid("", "--nodes goes with --per-organisation")
+	}
+	if (*baseURL == "") == (*dataDir == "") {
+		return fhir.Invalid("", "give exactly one of --url (a FHIR server) or --data (a local store)")
+	}
 	var sink ingest.Sink
 	if *baseURL != "" {
 		r := *retries
@@ -90,6 +106,76 @@ flags:
 		return err
 	}
 	return sum.Err()
+}
+
+// importRegion is import --per-organisation: one node per organisation of a
+// generated region, over HTTP (--nodes) or as local SQLite stores (--data).
+func importRegion(ctx context.Context, paths []string, nodesFile, token, root, dbURL string, lenient, gz bool, retries int, timeout time.Duration, workers int, opt ingest.Options) error {
+	if len(paths) != 1 {
+		return fhir.Invalid("", "--per-organisation takes one region folder")
+	}
+	if (nodesFile == "") == (root == "") {
+		return fhir.Invalid("", "--per-organisation needs exactly one of --nodes (a node per organisation) or --data (a store per organisation)")
+	}
+	if dbURL != "" {
+		return fhir.Invalid("", "--per-organisation keeps one SQLite store per organisation under --data; --db does not apply")
+	}
+	region := paths[0]
+	codes, err := ingest.Organisations(region)
+	if err != nil {
+		return err
+	}
+	var open ingest.SinkFor
+	if nodesFile != "" {
+		f, err := os.Open(nodesFile)
+		if err != nil {
+			return err
+		}
+		nodes, err := ingest.ReadNodes(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		for _, ods := range codes {
+			if _, ok := nodes[ods]; !ok {
+				return fhir.Invalid("", "%s lists no node for organisation %s", nodesFile, ods)
+			}
+		}
+		open = func(ctx context.Context, ods string) (ingest.Sink, func() error, error) {
+			n := nodes[ods]
+			tok := n.Token
+			if tok == "" {
+				tok = token
+			}
+			if retries == 0 {
+				retries = -1 // HTTPOptions uses 0 for its default
+			}
+			h, err := ingest.NewHTTP(n.URL, ingest.HTTPOptions{Token: tok, Lenient: lenient, Gzip: gz, Retries: retries, Timeout: timeout, Conns: workers})
+			if err != nil {
+				return nil, nil, err
+			}
+			return h, h.Close, nil
+		}
+	} else {
+		open = func(ctx context.Context, ods string) (ingest.Sink, func() error, error) {
+			l, err := ingest.OpenLocal(ctx, filepath.Join(root, ods), "", lenient)
+			if err != nil {
+				return nil, nil, err
+			}
+			return l, l.Close, nil
+		}
+	}
+	sums, err := ingest.RunRegion(ctx, region, codes, open, opt)
+	ingest.PrintRegion(os.Stdout, sums)
+	if err != nil {
+		return err
+	}
+	for _, s := range sums {
+		if err := s.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseInterleaved parses flags that may come before, between or after the
