@@ -51,7 +51,7 @@ func includes(ctx context.Context, qr querier, q *store.Query, matches []int64, 
 			if err != nil {
 				return err
 			}
-			rows, err := qr.Query(ctx, b.sb.String(), custom(b.args)...)
+			rows, err := qr.Query(ctx, b.sb.String(), b.args...)
 			if err != nil {
 				return err
 			}
