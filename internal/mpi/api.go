@@ -19,22 +19,22 @@ type Identifier struct {
 // postcodes upper case without spaces), so comparing two records does no
 // parsing.
 type Record struct {
-	Ref          string       // "Patient/123", or a file's Patient id
-	Given        []string     // given names in order (first, then middle names)
-	Family       string       // family name of the official (or first) name
-	OtherFamily  []string     // other family names: old/maiden names, other names
-	BirthDate    string       // YYYY-MM-DD, or "" when absent or partial
-	Sex          string       // FHIR administrative gender; "" when absent
-	Postcodes    []string     // current first, then other addresses' postcodes
-	Addresses    []string     // normalised first address line ("12 high street")
-	Phones       []string     // digits only, national form (07700900123)
-	NHS          string       // a valid NHS number (nhsnumber.Valid), or ""
-	NHSVerified  bool         // the NHS number's verification status is 01 (traced and verified)
-	Identifiers  []Identifier // every other identifier
-	Deceased     bool         // deceasedBoolean true or a deceasedDateTime
-	block        []uint64     // blocking keys, filled by FromPatient/Prepare
-	givenCodes   []string     // phonetic codes of Given
-	familyCodes  []string     // phonetic codes of Family and OtherFamily
+	Ref         string       // "Patient/123", or a file's Patient id
+	Given       []string     // given names in order (first, then middle names)
+	Family      string       // family name of the official (or first) name
+	OtherFamily []string     // other family names: old/maiden names, other names
+	BirthDate   string       // YYYY-MM-DD, or "" when absent or partial
+	Sex         string       // FHIR administrative gender; "" when absent
+	Postcodes   []string     // current first, then other addresses' postcodes
+	Addresses   []string     // normalised first address line ("12 high street")
+	Phones      []string     // digits only, national form (07700900123)
+	NHS         string       // a valid NHS number (nhsnumber.Valid), or ""
+	NHSVerified bool         // the NHS number's verification status is 01 (traced and verified)
+	Identifiers []Identifier // every other identifier
+	Deceased    bool         // deceasedBoolean true or a deceasedDateTime
+	block       []uint64     // blocking keys, filled by FromPatient/Prepare
+	givenCodes  []string     // phonetic codes of Given
+	familyCodes []string     // phonetic codes of Family and OtherFamily
 }
 
 // FromPatient returns the matching view of a Patient resource. It never
