@@ -27,20 +27,27 @@ type Record struct {
 	Sex         string       // FHIR administrative gender; "" when absent
 	Postcodes   []string     // current first, then other addresses' postcodes
 	Addresses   []string     // normalised first address line ("12 high street")
+	Cities      []string     // normalised town or suburb
 	Phones      []string     // digits only, national form (07700900123)
 	NHS         string       // a valid NHS number (nhsnumber.Valid), or ""
 	NHSVerified bool         // the NHS number's verification status is 01 (traced and verified)
 	Identifiers []Identifier // every other identifier
 	Deceased    bool         // deceasedBoolean true or a deceasedDateTime
-	block       []uint64     // blocking keys, filled by FromPatient/Prepare
-	givenCodes  []string     // phonetic codes of Given
-	familyCodes []string     // phonetic codes of Family and OtherFamily
+	keys        []uint64     // blocking keys, filled by prepare
+	nhsKey      uint64       // the NHS number's key (never skipped), 0 when none
+	givenCode   string       // phonetic code of the first given name
+	familyCode  string       // phonetic code of Family
 }
 
 // FromPatient returns the matching view of a Patient resource. It never
 // fails: what cannot be read is left empty and simply does not take part in
 // matching.
 func FromPatient(ref string, p fhir.Object) Record { return fromPatient(ref, p) }
+
+// Prepare computes what matching needs from the exported fields (phonetic
+// codes, blocking keys). FromPatient calls it; a Record built by hand must be
+// prepared before it is compared or indexed.
+func (r *Record) Prepare() { r.prepare() }
 
 // Grade is the FHIR match grade
 // (http://hl7.org/fhir/StructureDefinition/match-grade).

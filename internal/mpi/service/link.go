@@ -1,0 +1,189 @@
+package service
+
+import (
+	"context"
+	"slices"
+
+	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/mpi"
+)
+
+// place decides the person of a new Patient, or of one whose demographics
+// changed, and queues reviews:
+//
+//   - A manual link (review accepted, merge) stands.
+//   - Otherwise the Patient joins the person of its best automatic match
+//     (mpi grade certain, no conflict) unless it contradicts a member of that
+//     person (a conflict or different verified NHS numbers): one member
+//     matching well does not make a wrong link safe when another says no.
+//   - With no such person it keeps a person of its own (a new one, or the one
+//     it already has alone).
+//   - Every other person it matched between the thresholds, in conflict, or
+//     refused for contradiction, is queued for review once per pair.
+func (s *Service) place(ctx context.Context, c *change, rec mpi.Record) error {
+	ref := rec.Ref
+	cur := s.personOf[ref]
+	now := s.now()
+
+	if cur != "" {
+		_, r, err := s.readCurrent(ctx, "Person/"+cur)
+		if err != nil {
+			return err
+		}
+		for _, l := range objects(r["link"]) {
+			if reference(l["target"]) == ref && isManual(l) {
+				c.touchPerson(cur) // the golden record may show the new demographics
+				return nil
+			}
+		}
+	}
+
+	best, order := s.bestByPerson(rec)
+	target := ""
+	if cur != "" && len(s.members[cur]) > 1 {
+		if m, ok := best[cur]; ok && m.Linked() && !m.Conflict && s.compatible(rec, cur) {
+			target = cur
+		}
+	}
+	if target == "" {
+		for _, pid := range order {
+			if m := best[pid]; m.Linked() && !m.Conflict && s.compatible(rec, pid) {
+				target = pid
+				break
+			}
+		}
+	}
+	switch {
+	case target != "":
+		c.attach(ref, target, fromMatch(best[target], now).link(ref))
+	case cur != "" && len(s.members[cur]) == 1:
+		c.touchPerson(cur)
+	default:
+		pid := c.newPerson()
+		c.attach(ref, pid, decision{Method: methodNewPerson, When: now}.link(ref))
+	}
+	for _, pid := range order {
+		if pid == target {
+			continue
+		}
+		if m := best[pid]; m.Review() || m.Conflict || m.Linked() {
+			s.queueReview(c, ref, m, pid)
+		}
+	}
+	return nil
+}
+
+// bestByPerson compares rec with its candidates and keeps the best match per
+// person, best first. Pairs a reviewer rejected and merged-away Patients
+// (their target speaks for them) take no part. Records sharing rec's NHS
+// number are always compared, so a conflict is seen even when the blocking
+// index ranks it out.
+func (s *Service) bestByPerson(rec mpi.Record) (map[string]mpi.Match, []string) {
+	model := s.ix.Model()
+	matches := s.ix.Candidates(rec, s.cfg.Candidates)
+	seen := map[string]bool{}
+	for _, m := range matches {
+		seen[m.Ref] = true
+	}
+	if rec.NHS != "" {
+		for _, other := range s.byNHS[rec.NHS] {
+			if other == rec.Ref || seen[other] {
+				continue
+			}
+			if o, ok := s.ix.Get(other); ok {
+				if m := model.Compare(rec, o); m.Conflict || m.Grade != mpi.CertainlyNot {
+					matches = append(matches, m)
+				}
+			}
+		}
+	}
+	best := map[string]mpi.Match{}
+	for _, m := range matches {
+		if m.Ref == rec.Ref || s.rejected[pairOf(rec.Ref, m.Ref)] || s.replacedBy[m.Ref] != "" {
+			continue
+		}
+		pid := s.personOf[m.Ref]
+		if pid == "" {
+			continue
+		}
+		if b, ok := best[pid]; !ok || better(m, b) {
+			best[pid] = m
+		}
+	}
+	order := make([]string, 0, len(best))
+	for pid := range best {
+		order = append(order, pid)
+	}
+	slices.SortFunc(order, func(a, b string) int {
+		if better(best[a], best[b]) {
+			return -1
+		}
+		if better(best[b], best[a]) {
+			return 1
+		}
+		return 0
+	})
+	return best, order
+}
+
+// better orders matches: a conflict-free automatic link first, then score.
+func better(a, b mpi.Match) bool {
+	al, bl := a.Linked() && !a.Conflict, b.Linked() && !b.Conflict
+	if al != bl {
+		return al
+	}
+	if a.Score != b.Score {
+		return a.Score > b.Score
+	}
+	return a.Ref < b.Ref
+}
+
+// compatible reports whether rec may join person pid automatically: no
+// member is in conflict with it and none has a different verified NHS
+// number.
+func (s *Service) compatible(rec mpi.Record, pid string) bool {
+	model := s.ix.Model()
+	for _, m := range s.members[pid] {
+		if m == rec.Ref {
+			continue
+		}
+		o, ok := s.ix.Get(m)
+		if !ok {
+			continue
+		}
+		if rec.NHSVerified && o.NHSVerified && rec.NHS != "" && o.NHS != "" && rec.NHS != o.NHS {
+			return false
+		}
+		if model.Compare(rec, o).Conflict {
+			return false
+		}
+	}
+	return true
+}
+
+// indexAdd puts a record in the index and the NHS number map.
+func (s *Service) indexAdd(rec mpi.Record) {
+	s.indexRemove(rec.Ref)
+	s.ix.Add(rec)
+	if rec.NHS != "" {
+		s.byNHS[rec.NHS] = append(s.byNHS[rec.NHS], rec.Ref)
+	}
+}
+
+// indexRemove takes a record out of the index and the NHS number map.
+func (s *Service) indexRemove(ref string) {
+	if old, ok := s.ix.Get(ref); ok && old.NHS != "" {
+		refs := slices.DeleteFunc(s.byNHS[old.NHS], func(x string) bool { return x == ref })
+		if len(refs) == 0 {
+			delete(s.byNHS, old.NHS)
+		} else {
+			s.byNHS[old.NHS] = refs
+		}
+	}
+	s.ix.Remove(ref)
+}
+
+// errNotStarted is returned by operations before Start.
+func errNotStarted() error {
+	return fhir.Errorf(fhir.EUnavailable, "", "the patient index is starting; retry shortly")
+}
