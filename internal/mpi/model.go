@@ -23,7 +23,7 @@ type field struct {
 // link is worse than a missed one.
 const (
 	LinkPosterior   = 0.999 // automatic link at or above
-	ReviewPosterior = 0.05   // review queue at or above (and below the link)
+	ReviewPosterior = 0.05  // review queue at or above (and below the link)
 )
 
 // minTrainPairs is the fewest candidate pairs EM is run on; below it the
