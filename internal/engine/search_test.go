@@ -204,6 +204,16 @@ func TestSearchRules(t *testing.T) {
 			// composite (3.1.1.4.9)
 			{"composite ties code and value to the same component", "Observation", "component-code-value-quantity=" + loinc + "|8480-6$gt125", []string{"Observation/o4"}},
 			{"composite does not mix one component's code with another's value", "Observation", "component-code-value-quantity=" + loinc + "|8462-4$gt125", nil},
+			// union parameters (R4 defines combo-* as the plain parameter together with its component-* twin)
+			{"combo-code matches the code or a component's code", "Observation", "combo-code=8480-6", []string{"Observation/o1", "Observation/o2", "Observation/o4"}},
+			{"combo-code with several values is an OR over both", "Observation", "combo-code=8462-4,8867-4", []string{"Observation/o3", "Observation/o4"}},
+			{"combo-code :not excludes a match in the code or any component", "Observation", "combo-code:not=8480-6", []string{"Observation/o3", "Observation/o5", "Observation/o6", "Observation/o7"}},
+			{"combo-value-quantity matches the value or a component's value", "Observation", "combo-value-quantity=gt125", []string{"Observation/o2", "Observation/o4"}},
+			{"combo-value-quantity :missing=true has neither a value nor a component value", "Observation", "combo-value-quantity:missing=true", []string{"Observation/o5", "Observation/o6", "Observation/o7"}},
+			{"combo-value-quantity :missing=false has one or the other", "Observation", "combo-value-quantity:missing=false", []string{"Observation/o1", "Observation/o2", "Observation/o3", "Observation/o4"}},
+			{"combo composite ties code and value of the observation or of one component", "Observation", "combo-code-value-quantity=" + loinc + "|8480-6$gt125", []string{"Observation/o2", "Observation/o4"}},
+			{"combo composite does not mix a component's code with the observation's value", "Observation", "combo-code-value-quantity=" + loinc + "|85354-9$gt80", nil},
+			{"combo-code chained from a patient", "Patient", "_has:Observation:subject:combo-code=8462-4", []string{"Patient/p2"}},
 			{"token |code matches codes without a system", "Patient", "gender=|male", []string{"Patient/p1"}},
 			{"date ne takes rows not inside the day", "Observation", "date=ne2020-03-01", []string{"Observation/o2", "Observation/o3", "Observation/o4"}},
 			{"date at minute precision contains an instant of that minute", "Observation", "date=2020-03-01T10:00Z", []string{"Observation/o1"}},
@@ -244,6 +254,18 @@ func TestSearchRules(t *testing.T) {
 			got, _ = entries(t, mustSearch(t, ctx, e, "Patient", "_sort=-family"))
 			if want := []string{"Patient/p3", "Patient/p2", "Patient/p1"}; !slices.Equal(got, want) {
 				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+		t.Run("_sort by a union parameter takes the rows of every member", func(t *testing.T) {
+			// smallest value: o3 72, o4 85 (a component), o1 120, o2 150; then those without
+			got, _ := entries(t, mustSearch(t, ctx, e, "Observation", "_sort=combo-value-quantity"))
+			if len(got) != 7 || !slices.Equal(got[:4], []string{"Observation/o3", "Observation/o4", "Observation/o1", "Observation/o2"}) {
+				t.Errorf("got %v, want o3 o4 o1 o2 then those without a value", got)
+			}
+			// largest value: o2 150, o4 130 (a component), o1 120, o3 72
+			got, _ = entries(t, mustSearch(t, ctx, e, "Observation", "_sort=-combo-value-quantity"))
+			if len(got) != 7 || !slices.Equal(got[:4], []string{"Observation/o2", "Observation/o4", "Observation/o1", "Observation/o3"}) {
+				t.Errorf("got %v, want o2 o4 o1 o3 then those without a value", got)
 			}
 		})
 		t.Run("_sort by date descending puts resources without a date last", func(t *testing.T) {

@@ -30,7 +30,8 @@ type component struct {
 
 var (
 	compileOnce sync.Once
-	compiled    map[string][]*param // resource type -> its indexed parameters
+	compiled    map[string][]*param            // resource type -> its indexed parameters
+	unions      map[string]map[string][]string // resource type -> union parameter -> members (union.go)
 	compileErr  error
 )
 
@@ -106,6 +107,7 @@ func compileAll() {
 			}
 		}
 	}
+	findUnions()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -198,6 +198,9 @@ func Parse(typ string, v url.Values, o Options) (*Request, error) {
 			return nil, err
 		}
 	}
+	if err := expandUnions(&r.Query); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

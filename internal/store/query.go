@@ -231,9 +231,15 @@ type Cond struct {
 // with no row sort after every resource with one, in both directions. Param
 // "_id" (Kind CondID) sorts by logical id and "_lastUpdated" (Kind
 // CondLastUpdated) by last-updated instant; neither has rows.
+//
+// Also names further parameters whose rows count as Param's: the engine
+// does not index a parameter that R4 defines as the union of others
+// (Observation combo-code is code | component-code), so sorting by it
+// sorts by Param and Also together.
 type SortKey struct {
 	Kind  CondKind
 	Param string
+	Also  []string
 	Desc  bool
 }
 

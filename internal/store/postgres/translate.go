@@ -938,7 +938,13 @@ func (b *sqlBuilder) sortExpr(k store.SortKey) (string, error) {
 	if k.Desc {
 		col = desc
 	}
-	return "(SELECT " + agg + "(" + col + ") FROM " + tbl + " WHERE rid = r.rid AND param = " + b.arg(clean(k.Param)) + ")", nil
+	var params string
+	if len(k.Also) == 0 {
+		params = b.arg(clean(k.Param))
+	} else {
+		params = "ANY(" + b.arg(cleanAll(append([]string{k.Param}, k.Also...))) + "::text[])"
+	}
+	return "(SELECT " + agg + "(" + col + ") FROM " + tbl + " WHERE rid = r.rid AND param = " + params + ")", nil
 }
 
 // page writes the SQL of one page of at most limit rows after (or, for a

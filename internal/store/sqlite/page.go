@@ -42,7 +42,14 @@ func sortExpr(k store.SortKey) (string, []any, error) {
 	if k.Desc {
 		col = desc
 	}
-	return "(SELECT " + agg + "(" + col + ") FROM " + tbl + " WHERE " + rowsOf("key", "r") + " AND +param = ?)", []any{k.Param}, nil
+	if len(k.Also) == 0 {
+		return "(SELECT " + agg + "(" + col + ") FROM " + tbl + " WHERE " + rowsOf("key", "r") + " AND +param = ?)", []any{k.Param}, nil
+	}
+	args := []any{k.Param}
+	for _, p := range k.Also {
+		args = append(args, p)
+	}
+	return "(SELECT " + agg + "(" + col + ") FROM " + tbl + " WHERE " + rowsOf("key", "r") + " AND +param IN (?" + strings.Repeat(", ?", len(k.Also)) + "))", args, nil
 }
 
 // page returns the SQL and arguments of one page of at most limit rows
