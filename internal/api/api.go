@@ -113,6 +113,12 @@ func (h *handler) routes() {
 	m.HandleFunc("DELETE /fhir/{type}", h.conditionalDelete)
 	m.HandleFunc("GET /fhir/{type}/_history", h.historyType)
 	m.HandleFunc("POST /fhir/{type}/$validate", h.validate)
+	// Master patient index (mpi.go).
+	m.HandleFunc("POST /fhir/Patient/$match", h.match)
+	m.HandleFunc("POST /fhir/Patient/$merge", h.merge)
+	m.HandleFunc("POST /fhir/Patient/$unmerge", h.unmerge)
+	m.HandleFunc("POST /fhir/Task/{id}/$accept", h.acceptReview)
+	m.HandleFunc("POST /fhir/Task/{id}/$reject", h.rejectReview)
 
 	// Instance level.
 	m.HandleFunc("GET /fhir/{type}/{id}", h.read)

@@ -51,6 +51,7 @@ type Config struct {
 	Lenient          bool             // server-wide default for handling=lenient
 	MaxBundleEntries int              // 0 = default 10000
 	Now              func() time.Time // nil = time.Now
+	AfterWrite       AfterWrite       // nil = none; called after every committed write (hooks.go)
 }
 
 // DefaultMaxBundleEntries bounds a batch or transaction when Config leaves it 0.
@@ -73,6 +74,9 @@ func New(st store.Store, cfg Config) *Engine {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.AfterWrite != nil {
+		st = &hookedStore{Store: st, after: cfg.AfterWrite}
 	}
 	for len(cfg.BaseURL) > 0 && cfg.BaseURL[len(cfg.BaseURL)-1] == '/' {
 		cfg.BaseURL = cfg.BaseURL[:len(cfg.BaseURL)-1]

@@ -117,7 +117,7 @@ func (p person) resource(id string) fhir.Object {
 var (
 	alice = person{nhs: "9990000018", verified: true, local: "A1", org: "GP1", given: "Alice", family: "Walker",
 		dob: "1961-04-12", sex: "female", postcode: "LS1 4AB", line: "12 High Street", phone: "07700900123"}
-	aliceAtHospital = person{nhs: "999 000 0018", verified: true, local: "H77", org: "RR8", given: "Alice", family: "Walker",
+	aliceAtHospital = person{nhs: "9990000018", verified: true, local: "H77", org: "RR8", given: "Alice", family: "Walker",
 		dob: "1961-04-12", sex: "female", postcode: "LS14AB", line: "12 High St"}
 	bob = person{nhs: "9990000026", verified: true, local: "B1", org: "GP1", given: "Robert", family: "Okafor",
 		dob: "1988-11-30", sex: "male", postcode: "BD7 1DP", line: "3 Mill Lane", phone: "07700900456"}
