@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"import":      {runImport, "load FHIR bundles and NDJSON into a server (--url URL --token T) or a local store (--data DIR)"},
 	"bench":       {runBench, "measure ingest and read-by-id throughput against a server"},
 	"reindex":     {runReindex, "rebuild every search index row from the stored resources (sharedcare reindex --data DIR [--db URL])"},
+	"mpi":         {runMPI, "link files of Patients into persons offline and measure against a truth file (sharedcare mpi link --in FILE... --out links.csv [--truth FILE])"},
 	"fhirpath":    {runFHIRPath, "evaluate a FHIRPath expression over a resource and print the result as JSON (sharedcare fhirpath EXPRESSION FILE|-)"},
 }
 
