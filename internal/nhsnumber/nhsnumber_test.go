@@ -1,6 +1,9 @@
 package nhsnumber
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
 func TestValid(t *testing.T) {
 	tests := []struct {
@@ -176,4 +179,69 @@ func itoa9(n int) string {
 		n /= 10
 	}
 	return string(b[:])
+}
+
+// Modulus 11 with weights 10..2 detects every single wrong digit and every
+// swap of two neighbouring different digits (the two keying errors the NHS
+// chose it for): no such slip of a valid number is itself valid.
+func TestEverySingleSlipIsInvalid(t *testing.T) {
+	for _, valid := range []string{"9434765919", "9990000018", "9000000009", "9997654323"} {
+		if !Valid(valid) {
+			t.Fatalf("%s should be valid", valid)
+		}
+		for i := 0; i < 10; i++ {
+			for d := byte('0'); d <= '9'; d++ {
+				if d == valid[i] {
+					continue
+				}
+				b := []byte(valid)
+				b[i] = d
+				if Valid(string(b)) {
+					t.Errorf("%s (digit %d of %s changed to %c) is valid, want invalid", b, i+1, valid, d)
+				}
+			}
+			if i < 9 && valid[i] != valid[i+1] {
+				b := []byte(valid)
+				b[i], b[i+1] = b[i+1], b[i]
+				if Valid(string(b)) {
+					t.Errorf("%s (digits %d and %d of %s swapped) is valid, want invalid", b, i+1, i+2, valid)
+				}
+			}
+		}
+	}
+}
+
+// A non-digit anywhere, in any of the ten positions, makes the value invalid.
+func TestANonDigitInAnyPositionIsInvalid(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		for _, c := range []byte{'a', 'O', ' ', '-', '.', '/', 0} {
+			b := []byte("9434765919")
+			b[i] = c
+			if Valid(string(b)) {
+				t.Errorf("%q is valid, want invalid", b)
+			}
+		}
+	}
+}
+
+// Exactly one prefix in eleven has no valid number: the remainder that
+// would need check digit 10. Every one of them is refused whatever the tenth
+// digit.
+func TestCheckDigitTenPrefixesHaveNoValidNumber(t *testing.T) {
+	found := 0
+	for n := 999000000; n < 999000200; n++ {
+		prefix := strconv.Itoa(n)
+		if _, ok := CheckDigit(prefix); ok {
+			continue
+		}
+		found++
+		for d := '0'; d <= '9'; d++ {
+			if Valid(prefix + string(d)) {
+				t.Errorf("%s%c is valid, but its prefix needs check digit 10", prefix, d)
+			}
+		}
+	}
+	if found < 10 || found > 30 {
+		t.Errorf("%d of 200 prefixes need check digit 10, want about one in eleven", found)
+	}
 }
