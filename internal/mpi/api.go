@@ -114,6 +114,14 @@ func DefaultModel() *Model { return defaultModel() }
 // Compare compares two records and grades the result.
 func (m *Model) Compare(a, b Record) Match { return m.compare(&a, &b) }
 
+// MustNotLink reports whether two records must never be put into one person
+// automatically, even through a third record they both match: different
+// verified NHS numbers, the same number with contradicting demographics, or
+// a score below the review threshold with two identity fields (given name,
+// birth date, sex) wholly different. Linking is transitive, so before two
+// persons are joined every pair across them should pass this.
+func (m *Model) MustNotLink(a, b Record) bool { return m.mustNotLink(&a, &b) }
+
 // GradeOf grades a score by the model's thresholds and posterior.
 func (m *Model) GradeOf(score float64) Grade { return m.gradeOf(score) }
 

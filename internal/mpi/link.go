@@ -80,26 +80,33 @@ func link(m *Model, recs []Record) Linkage {
 }
 
 // cannotJoin reports whether two clusters hold a pair of records that must
-// not be one person: different verified NHS numbers, the same number with
-// contradicting demographics, or a score below the review threshold with
-// two identity fields (given name, birth date, sex) wholly different. Transitive linking would otherwise chain A-B-C into one person
-// although A and C are clearly different (a wrong link through a middle
-// record).
+// not be one person (see Model.MustNotLink). Transitive linking would
+// otherwise chain A-B-C into one person although A and C are clearly
+// different: a wrong link through a middle record.
 func cannotJoin(m *Model, recs []Record, xs, ys []int) bool {
 	for _, i := range xs {
 		for _, j := range ys {
-			a, b := &recs[i], &recs[j]
-			if a.NHS != "" && b.NHS != "" && a.NHS != b.NHS && a.NHSVerified && b.NHSVerified {
-				return true
-			}
-			p, swapped := comparePair(a, b)
-			mt := m.decide(a, b, p, swapped)
-			if mt.Conflict || (mt.Score < m.Review && contradictions(p) >= 2) {
+			if m.mustNotLink(&recs[i], &recs[j]) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+func (m *Model) mustNotLink(a, b *Record) bool {
+	if a.keys == nil {
+		a.prepare()
+	}
+	if b.keys == nil {
+		b.prepare()
+	}
+	if a.NHS != "" && b.NHS != "" && a.NHS != b.NHS && a.NHSVerified && b.NHSVerified {
+		return true
+	}
+	p, swapped := comparePair(a, b)
+	mt := m.decide(a, b, p, swapped)
+	return mt.Conflict || (mt.Score < m.Review && contradictions(p) >= 2)
 }
 
 type pair struct {

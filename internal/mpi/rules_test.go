@@ -169,6 +169,9 @@ func TestClusteringRefusesChains(t *testing.T) {
 	if cannotJoin(nobo, recs, []int{0}, []int{1}) {
 		t.Error("two clusters of one person were refused")
 	}
+	if !nobo.MustNotLink(ann.record(), twin) || nobo.MustNotLink(ann.record(), ann.record()) {
+		t.Error("MustNotLink disagrees with the clustering rule")
+	}
 }
 
 func TestIndex(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sharedcare/sharedcare/internal/auth"
 	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/mpi/service"
@@ -198,6 +199,9 @@ func decision(t testing.TB, p fhir.Object, ref string) map[string]string {
 				for k, v := range so {
 					if strings.HasPrefix(k, "value") {
 						b, _ := json.Marshal(v)
+						if r, ok := v.(fhir.Object); ok {
+							b, _ = json.Marshal(r["reference"])
+						}
 						url := so["url"].(string)
 						if out[url] != "" {
 							out[url] += ","
@@ -352,4 +356,329 @@ func TestLinkingInTransaction(t *testing.T) {
 			t.Errorf("bob was linked to alice")
 		}
 	})
+}
+
+// More test people: aliceMoved is alice at another organisation with no NHS
+// number, a new address and no phone (a probable match: review);
+// aliceWalkden also has a different family name (a possible match: review);
+// impostor is bob carrying alice's verified NHS number (a conflict).
+var (
+	aliceMoved = person{local: "X9", org: "RR8", given: "Alice", family: "Walker", dob: "1961-04-12", sex: "female",
+		postcode: "LS2 7XX", line: "4 Park Road"}
+	aliceWalkden = person{local: "S4", org: "SC1", given: "Alice", family: "Walkden", dob: "1961-04-12", sex: "female",
+		postcode: "LS2 7XX", line: "4 Park Road"}
+	impostor = person{nhs: alice.nhs, verified: true, local: "B9", org: "RR8", given: "Robert", family: "Okafor",
+		dob: "1988-11-30", sex: "male", postcode: "BD7 1DP", line: "3 Mill Lane"}
+)
+
+// reviews returns the open review Tasks focused on ref, as Task id ->
+// candidate reference.
+func reviews(t testing.TB, n *node, ref string) map[string]fhir.Object {
+	t.Helper()
+	out := map[string]fhir.Object{}
+	for _, id := range search(t, n, "Task", "code="+url.QueryEscape(service.CodeSystem+"|"+service.ReviewCode)+"&status=requested&focus="+ref) {
+		out[strings.TrimPrefix(id, "Task/")] = read(t, n, id)
+	}
+	return out
+}
+
+// input returns the value of a review Task's input of that type, as JSON.
+func input(t fhir.Object, code string) string {
+	for _, in := range arr(t["input"]) {
+		io := in.(fhir.Object)
+		for _, c := range arr(io["type"].(fhir.Object)["coding"]) {
+			if c.(fhir.Object)["code"] == code {
+				for k, v := range io {
+					if strings.HasPrefix(k, "value") {
+						if r, ok := v.(fhir.Object); ok {
+							return r["reference"].(string)
+						}
+						b, _ := json.Marshal(v)
+						return strings.Trim(string(b), `"`)
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func onlyTask(t testing.TB, tasks map[string]fhir.Object) (string, fhir.Object) {
+	t.Helper()
+	if len(tasks) != 1 {
+		t.Fatalf("got %d open review Tasks, want 1", len(tasks))
+	}
+	for id, r := range tasks {
+		return id, r
+	}
+	return "", nil
+}
+
+func TestReviewQueueAccept(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		a := create(t, n, alice)
+		m := create(t, n, aliceMoved)
+		if personOf(t, n, m) == personOf(t, n, a) {
+			t.Fatalf("a probable match was linked automatically")
+		}
+		id, task := onlyTask(t, reviews(t, n, m))
+		if got := input(task, "candidate"); got != a {
+			t.Errorf("candidate: got %s, want %s", got, a)
+		}
+		if got := input(task, "grade"); got != "probable" && got != "possible" {
+			t.Errorf("grade: got %s, want probable or possible", got)
+		}
+		if input(task, "score") == "" || input(task, "reason") == "" {
+			t.Errorf("the Task lacks the score or the reasons: %v", task["input"])
+		}
+		// The same match seen again (a demographic update) is not queued twice.
+		r := aliceMoved.resource(strings.TrimPrefix(m, "Patient/"))
+		r["telecom"] = []any{fhir.Object{"system": "email", "value": "alice@example.org"}}
+		if _, err := n.eng.Update(context.Background(), "Patient", strings.TrimPrefix(m, "Patient/"), fhir.Marshal(r), engine.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		onlyTask(t, reviews(t, n, m))
+
+		oldPerson := personOf(t, n, m)
+		ig := auth.WithPrincipal(context.Background(), &auth.Principal{Subject: "ig-officer", Kind: auth.KindUser})
+		done, err := n.mpi.Accept(ig, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done["status"] != "completed" || !strings.Contains(string(fhir.Marshal(done["businessStatus"])), "accepted") {
+			t.Errorf("accepted Task: status %v businessStatus %v", done["status"], done["businessStatus"])
+		}
+		pid := personOf(t, n, a)
+		if personOf(t, n, m) != pid {
+			t.Fatalf("after accept %s is not in %s's person", m, a)
+		}
+		d := decision(t, read(t, n, "Person/"+pid), m)
+		if d["method"] != "manual" || d["task"] != "Task/"+id || d["assurance"] != "level4" || d["by"] != "user:ig-officer" {
+			t.Errorf("the accepted link's decision: %v", d)
+		}
+		old := read(t, n, "Person/"+oldPerson)
+		if old["active"] != false || !slices.Equal(targets(old), []string{"Person/" + pid}) {
+			t.Errorf("the emptied Person: active %v, links %v; want inactive, pointing at Person/%s", old["active"], targets(old), pid)
+		}
+		if got, want := links(read(t, n, m)), []string{"seealso " + a}; !slices.Equal(got, want) {
+			t.Errorf("Patient.link after accept: %v, want %v", got, want)
+		}
+		if len(reviews(t, n, m)) != 0 {
+			t.Errorf("the accepted review is still open")
+		}
+		if _, err := n.mpi.Accept(context.Background(), id); !fhir.IsKind(err, fhir.EConflict) {
+			t.Errorf("accepting a decided Task again: got %v, want a conflict", err)
+		}
+	})
+}
+
+func TestReviewQueueReject(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		a := create(t, n, alice)
+		w := create(t, n, aliceWalkden)
+		id, _ := onlyTask(t, reviews(t, n, w))
+		done, err := n.mpi.Reject(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done["status"] != "completed" || !strings.Contains(string(fhir.Marshal(done["businessStatus"])), "rejected") {
+			t.Errorf("rejected Task: status %v businessStatus %v", done["status"], done["businessStatus"])
+		}
+		if personOf(t, n, w) == personOf(t, n, a) {
+			t.Errorf("a rejected pair is one person")
+		}
+		// The rejected pair is never queued again, even when the
+		// demographics change and match better.
+		r := aliceWalkden.resource(strings.TrimPrefix(w, "Patient/"))
+		r["name"] = []any{fhir.Object{"family": "Walker", "given": []any{"Alice"}}}
+		if _, err := n.eng.Update(context.Background(), "Patient", strings.TrimPrefix(w, "Patient/"), fhir.Marshal(r), engine.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(reviews(t, n, w)) != 0 {
+			t.Errorf("a rejected pair was queued again")
+		}
+		if personOf(t, n, w) == personOf(t, n, a) {
+			t.Errorf("a rejected pair was linked automatically")
+		}
+		if _, err := n.mpi.Reject(context.Background(), "no-such-task"); !fhir.IsKind(err, fhir.ENotFound) {
+			t.Errorf("rejecting a missing Task: got %v, want not found", err)
+		}
+	})
+}
+
+func TestConflictGoesToReviewNeverLinks(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		a := create(t, n, alice)
+		h := create(t, n, aliceAtHospital)
+		x := create(t, n, impostor)
+		if personOf(t, n, x) == personOf(t, n, a) {
+			t.Fatalf("same NHS number, clearly different people: linked automatically")
+		}
+		tasks := reviews(t, n, x)
+		if len(tasks) != 1 {
+			t.Fatalf("got %d review Tasks for the conflict, want 1 (one per person)", len(tasks))
+		}
+		_, task := onlyTask(t, tasks)
+		if input(task, "conflict") != "true" || task["priority"] != "urgent" {
+			t.Errorf("the conflict Task: conflict %q priority %v; want true, urgent", input(task, "conflict"), task["priority"])
+		}
+		if c := input(task, "candidate"); c != a && c != h {
+			t.Errorf("the conflict Task's candidate %s is not one of alice's records", c)
+		}
+		if got := links(read(t, n, x)); len(got) != 0 {
+			t.Errorf("the impostor has Patient.link %v", got)
+		}
+	})
+}
+
+func TestMergeAndUnmerge(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		ctx := context.Background()
+		a := create(t, n, alice)
+		h := create(t, n, aliceAtHospital)
+		w := create(t, n, aliceWalkden) // a duplicate the index did not link
+		pa, pw := personOf(t, n, a), personOf(t, n, w)
+		if pa == pw {
+			t.Fatalf("setup: walkden is already alice's person")
+		}
+		paVersions, pwVersions := history(t, n, "Person/"+pa), history(t, n, "Person/"+pw)
+
+		params := func(src, dst string) []byte {
+			return fhir.Marshal(fhir.Object{"resourceType": "Parameters", "parameter": []any{
+				fhir.Object{"name": "source-patient", "valueReference": fhir.Object{"reference": src}},
+				fhir.Object{"name": "target-patient", "valueReference": fhir.Object{"reference": dst}},
+			}})
+		}
+		out, err := n.mpi.Merge(ctx, params(w, a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(fhir.Marshal(out)), `"name":"result"`) {
+			t.Errorf("$merge answer has no result: %s", fhir.Marshal(out))
+		}
+		src, dst := read(t, n, w), read(t, n, a)
+		if src["active"] != false {
+			t.Errorf("the merged-away Patient is still active")
+		}
+		if got, want := links(src), sortedOf("replaced-by "+a, "seealso "+h); !slices.Equal(got, want) {
+			t.Errorf("source Patient.link: got %v, want %v", got, want)
+		}
+		if got, want := links(dst), sortedOf("replaces "+w, "seealso "+h); !slices.Equal(got, want) {
+			t.Errorf("target Patient.link: got %v, want %v", got, want)
+		}
+		if personOf(t, n, w) != pa {
+			t.Errorf("after merge the source is not in the target's person")
+		}
+		if got, want := targets(read(t, n, "Person/"+pa)), sortedOf(a, h, w); !slices.Equal(got, want) {
+			t.Errorf("target Person links: got %v, want %v", got, want)
+		}
+		if old := read(t, n, "Person/"+pw); old["active"] != false {
+			t.Errorf("the source's emptied Person is still active")
+		}
+		if d := decision(t, read(t, n, "Person/"+pa), w); d["merged-into"] != a || d["merge-of"] != w || d["previous-person"] != "Person/"+pw {
+			t.Errorf("the merge is not recorded on the link: %v", d)
+		}
+		if _, err := n.mpi.Merge(ctx, params(w, a)); !fhir.IsKind(err, fhir.EConflict) {
+			t.Errorf("merging again: got %v, want a conflict", err)
+		}
+		// A merged-away Patient does not answer $match.
+		b, err := n.mpi.Match(ctx, fhir.Marshal(aliceWalkden.resource("")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(fhir.Marshal(b)), `"fullUrl":"`+testBase+"/"+w+`"`) {
+			t.Errorf("$match returned the merged-away Patient")
+		}
+
+		if _, err := n.mpi.Unmerge(ctx, params(w, a)); err != nil {
+			t.Fatal(err)
+		}
+		src, dst = read(t, n, w), read(t, n, a)
+		if src["active"] != true {
+			t.Errorf("after unmerge the source is not active")
+		}
+		if got := links(src); len(got) != 0 {
+			t.Errorf("after unmerge the source has Patient.link %v", got)
+		}
+		if got, want := links(dst), []string{"seealso " + h}; !slices.Equal(got, want) {
+			t.Errorf("after unmerge the target has Patient.link %v, want %v", got, want)
+		}
+		if personOf(t, n, w) != pw {
+			t.Errorf("after unmerge the source is not back in its own person")
+		}
+		restored := read(t, n, "Person/"+pw)
+		if restored["active"] != true || !slices.Equal(targets(restored), []string{w}) {
+			t.Errorf("the restored Person: active %v links %v", restored["active"], targets(restored))
+		}
+		if d := decision(t, restored, w); d["merge-of"] != "" || d["merged-into"] != "" {
+			t.Errorf("merge marks left on the restored link: %v", d)
+		}
+		if got, want := targets(read(t, n, "Person/"+pa)), sortedOf(a, h); !slices.Equal(got, want) {
+			t.Errorf("after unmerge the target Person links %v, want %v", got, want)
+		}
+		// Full history: each Person has a version for the merge and one for
+		// the unmerge.
+		if got := history(t, n, "Person/"+pa); got != paVersions+2 {
+			t.Errorf("target Person history: %d versions, want %d", got, paVersions+2)
+		}
+		if got := history(t, n, "Person/"+pw); got != pwVersions+2 {
+			t.Errorf("source Person history: %d versions, want %d", got, pwVersions+2)
+		}
+		if _, err := n.mpi.Unmerge(ctx, params(w, a)); !fhir.IsKind(err, fhir.EUnprocessable) {
+			t.Errorf("unmerging what is not merged: got %v, want unprocessable", err)
+		}
+	})
+}
+
+func TestDeletedPatientLeavesItsPerson(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		a := create(t, n, alice)
+		h := create(t, n, aliceAtHospital)
+		pid := personOf(t, n, a)
+		if _, err := n.eng.Delete(context.Background(), "Patient", strings.TrimPrefix(h, "Patient/"), engine.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := targets(read(t, n, "Person/"+pid)); !slices.Equal(got, []string{a}) {
+			t.Errorf("after deleting %s the Person links %v", h, got)
+		}
+		if got := links(read(t, n, a)); len(got) != 0 {
+			t.Errorf("Patient.link still names the deleted Patient: %v", got)
+		}
+	})
+}
+
+func TestStartLinksWhatWasWrittenWithoutTheIndex(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			// An offline import: an engine without the index.
+			plain := &node{eng: engine.New(st, engine.Config{BaseURL: testBase})}
+			a := create(t, plain, alice)
+			h := create(t, plain, aliceAtHospital)
+			x := create(t, plain, bob)
+
+			n := open(t, st)
+			if _, ok := n.mpi.PersonOf(a); ok {
+				t.Fatalf("linked before CatchUp")
+			}
+			got, err := n.mpi.CatchUp(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != 3 {
+				t.Errorf("CatchUp linked %d, want 3", got)
+			}
+			if personOf(t, n, a) != personOf(t, n, h) || personOf(t, n, x) == personOf(t, n, a) {
+				t.Errorf("CatchUp linked wrongly")
+			}
+			// A restart finds the same persons in the store.
+			again := open(t, st)
+			if p, _ := again.mpi.PersonOf(h); p != personOf(t, n, a) {
+				t.Errorf("after a restart %s is in person %q, want %q", h, p, personOf(t, n, a))
+			}
+			if got, _ := again.mpi.CatchUp(context.Background()); got != 0 {
+				t.Errorf("a second CatchUp linked %d, want 0", got)
+			}
+		})
+	}
 }
