@@ -11,6 +11,7 @@ package mpi
 //	g  phonetic given + phonetic family (birth date wrong)
 //	d  birth date                       (both names changed or misspelt)
 //	p  postcode + birth year            (names misspelt and date partly wrong)
+//	f  postcode + phonetic family       (birth date and given name wrong)
 //	t  phone number
 //	i  any other identifier, by system  (a local number two systems share)
 
@@ -70,8 +71,9 @@ func (r *Record) prepare() {
 	for _, pc := range r.Postcodes {
 		if year != "" {
 			add('p', pc, year)
-		} else if r.givenCode != "" {
-			add('p', pc, r.givenCode)
+		}
+		if r.familyCode != "" {
+			add('f', pc, r.familyCode)
 		}
 	}
 	for _, ph := range r.Phones {

@@ -13,9 +13,9 @@ import (
 //
 //   - A manual link (review accepted, merge) stands.
 //   - Otherwise the Patient joins the person of its best automatic match
-//     (mpi grade certain, no conflict) unless it contradicts a member of that
-//     person (a conflict or different verified NHS numbers): one member
-//     matching well does not make a wrong link safe when another says no.
+//     (mpi grade certain, no conflict) unless it must not be linked with some
+//     member of that person (mpi.Model.MustNotLink): one member matching
+//     well does not make a wrong link safe when another says no.
 //   - With no such person it keeps a person of its own (a new one, or the one
 //     it already has alone).
 //   - Every other person it matched between the thresholds, in conflict, or
@@ -139,22 +139,17 @@ func better(a, b mpi.Match) bool {
 }
 
 // compatible reports whether rec may join person pid automatically: no
-// member is in conflict with it and none has a different verified NHS
-// number.
+// member is one it must never be linked with (mpi.Model.MustNotLink:
+// different verified NHS numbers, a conflict, or a low score with two
+// identity fields wholly different), the rule batch linking applies when it
+// joins clusters.
 func (s *Service) compatible(rec mpi.Record, pid string) bool {
 	model := s.ix.Model()
 	for _, m := range s.members[pid] {
 		if m == rec.Ref {
 			continue
 		}
-		o, ok := s.ix.Get(m)
-		if !ok {
-			continue
-		}
-		if rec.NHSVerified && o.NHSVerified && rec.NHS != "" && o.NHS != "" && rec.NHS != o.NHS {
-			return false
-		}
-		if model.Compare(rec, o).Conflict {
+		if o, ok := s.ix.Get(m); ok && model.MustNotLink(rec, o) {
 			return false
 		}
 	}
