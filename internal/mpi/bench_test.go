@@ -12,6 +12,7 @@ var (
 	benchOnce sync.Once
 	benchA    []Record // 10,000 GP practice Patients
 	benchB    []Record // 10,000 Patients of the other organisations
+	benchT    = map[string]string{}
 )
 
 // tenThousandEach generates a region of 10,000 people and takes the GP
@@ -23,7 +24,10 @@ func tenThousandEach(b *testing.B) ([]Record, []Record) {
 		g := synth.New(synth.Options{People: 10_000, Seed: 42})
 		orgs := g.Region().Orgs
 		for i := 0; i < 10_000; i++ {
-			_, rs, _, _ := g.Person(i)
+			_, rs, truth, _ := g.Person(i)
+			for _, t := range truth {
+				benchT[t.ODS+"/"+t.Patient] = t.Person
+			}
 			for _, r := range rs {
 				if r.Type != "Patient" {
 					continue
@@ -53,15 +57,19 @@ func tenThousandEach(b *testing.B) ([]Record, []Record) {
 func BenchmarkLink10kx10k(b *testing.B) {
 	a, c := tenThousandEach(b)
 	b.ResetTimer()
+	var l Linkage
 	for i := 0; i < b.N; i++ {
 		recs := make([]Record, 0, len(a)+len(c))
 		recs = append(append(recs, a...), c...)
-		m := Train(recs)
-		l := Link(m, recs)
+		l = Link(Train(recs), recs)
 		if len(l.Person) != len(recs) {
 			b.Fatalf("%d persons for %d records", len(l.Person), len(recs))
 		}
 	}
+	b.StopTimer()
+	q := Evaluate(l.Person, benchT)
+	b.ReportMetric(q.Precision, "precision")
+	b.ReportMetric(q.Recall, "recall")
 }
 
 // BenchmarkIndexMatch is the incremental path: one new Patient matched
