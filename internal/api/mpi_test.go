@@ -161,7 +161,7 @@ func TestMPIRoutes(t *testing.T) {
 				{Name: "$match accepts a bare Patient", Method: "POST", Path: "/fhir/Patient/$match", Body: mpiBob, Headers: jsonCT, ExpectedStatus: 200,
 					ExpectedContent: []string{n.base + "/" + bob}},
 				{Name: "$match of someone unknown is an empty searchset", Method: "POST", Path: "/fhir/Patient/$match",
-					Body: matchParams(`{"resourceType":"Patient","name":[{"family":"Zzyzx","given":["Quentin"]}],"birthDate":"2001-01-01","gender":"male"}`),
+					Body:    matchParams(`{"resourceType":"Patient","name":[{"family":"Zzyzx","given":["Quentin"]}],"birthDate":"2001-01-01","gender":"male"}`),
 					Headers: jsonCT, ExpectedStatus: 200, ExpectedContent: []string{`"total":0`}},
 				{Name: "$match without a resource is 400", Method: "POST", Path: "/fhir/Patient/$match",
 					Body: `{"resourceType":"Parameters","parameter":[{"name":"count","valueInteger":3}]}`, Headers: jsonCT, ExpectedStatus: 400},
