@@ -48,7 +48,7 @@ func (r *Record) prepare() {
 		add('n', r.NHS)
 	}
 	year := ""
-	if r.BirthDate != "" {
+	if validDate(r.BirthDate) {
 		year = r.BirthDate[:4]
 		add('d', r.BirthDate)
 	}

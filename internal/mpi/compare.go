@@ -62,7 +62,7 @@ func comparePair(a, b *Record) (p pattern, swapped bool) {
 		}
 	}
 	p[fBirth] = -1
-	if a.BirthDate != "" && b.BirthDate != "" {
+	if validDate(a.BirthDate) && validDate(b.BirthDate) {
 		p[fBirth] = birthLevel(a.BirthDate, b.BirthDate)
 	}
 	p[fSex] = -1
@@ -150,6 +150,20 @@ func addressLevel(a, b *Record) int8 {
 		return 2
 	}
 	return 3
+}
+
+// validDate reports whether s has the YYYY-MM-DD shape birthLevel reads (a
+// Record built by hand may hold anything).
+func validDate(s string) bool {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	for i := 0; i < 10; i++ {
+		if i != 4 && i != 7 && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func boolLevel(eq bool) int8 {

@@ -17,7 +17,7 @@ const verificationExt = "https://fhir.hl7.org.uk/StructureDefinition/Extension-U
 func fromPatient(ref string, p fhir.Object) Record {
 	r := Record{Ref: ref}
 	r.readNames(p)
-	if s, ok := p["birthDate"].(string); ok && len(s) == 10 && s[4] == '-' && s[7] == '-' {
+	if s, ok := p["birthDate"].(string); ok && validDate(s) {
 		r.BirthDate = s
 	}
 	r.Sex, _ = p["gender"].(string)

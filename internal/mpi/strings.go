@@ -13,6 +13,9 @@ func jaroWinkler(a, b string) float64 {
 		}
 		return 1
 	}
+	if a > b {
+		a, b = b, a // the greedy matching below depends on the order: make it not
+	}
 	la, lb := len(a), len(b)
 	if la == 0 || lb == 0 {
 		return 0
