@@ -1,5 +1,11 @@
 package mpi
 
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
 // Blocking: a record is compared only with records sharing one of its
 // keys. The keys are chosen so that each kind of error the comparisons
 // tolerate leaves at least one key intact:
@@ -126,21 +132,47 @@ func (b blocks) candidatesAfter(recs []Record, i int, stamp []int32, fn func(j i
 // the estimates no longer move and training would only cost start-up time.
 const maxTrainPairs = 3_000_000
 
-// candidatePatterns counts the agreement patterns of the candidate pairs.
+// candidatePatterns counts the agreement patterns of the candidate pairs,
+// comparing on every core (each worker counts into its own map).
 func candidatePatterns(recs []Record) map[pattern]int {
 	b := buildBlocks(recs)
-	stamp := make([]int32, len(recs))
-	counts := map[pattern]int{}
-	n := 0
-	for i := range recs {
-		if n >= maxTrainPairs {
-			break
-		}
-		b.candidatesAfter(recs, i, stamp, func(j int) {
-			p, _ := comparePair(&recs[i], &recs[j])
-			counts[p]++
-			n++
-		})
+	workers := runtime.GOMAXPROCS(0)
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		next   atomic.Int64
+		pairs  atomic.Int64
+		counts = map[pattern]int{}
+	)
+	const chunk = 256
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stamp := make([]int32, len(recs))
+			local := map[pattern]int{}
+			for pairs.Load() < maxTrainPairs {
+				start := int(next.Add(chunk)) - chunk
+				if start >= len(recs) {
+					break
+				}
+				n := 0
+				for i := start; i < min(start+chunk, len(recs)); i++ {
+					b.candidatesAfter(recs, i, stamp, func(j int) {
+						p, _ := comparePair(&recs[i], &recs[j])
+						local[p]++
+						n++
+					})
+				}
+				pairs.Add(int64(n))
+			}
+			mu.Lock()
+			for p, n := range local {
+				counts[p] += n
+			}
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
 	return counts
 }

@@ -113,7 +113,7 @@ func addressLevel(a, b *Record) int8 {
 	line, pc, near, city := false, false, false, false
 	for _, x := range a.Addresses {
 		for _, y := range b.Addresses {
-			if x == y || jaroWinkler(x, y) >= 0.9 {
+			if x == y || similar(x, y, 0.9) {
 				line = true
 			}
 		}
@@ -130,7 +130,7 @@ func addressLevel(a, b *Record) int8 {
 	}
 	for _, x := range a.Cities {
 		for _, y := range b.Cities {
-			if x == y || jaroWinkler(x, y) >= 0.92 {
+			if x == y || similar(x, y, 0.92) {
 				city = true
 			}
 		}
@@ -223,11 +223,10 @@ func nameLevel(x, y, cx, cy string) int8 {
 	if x == y {
 		return 0
 	}
-	jw := jaroWinkler(x, y)
-	if jw >= 0.92 || nickname(x, y) {
+	if nickname(x, y) || similar(x, y, 0.92) {
 		return 1
 	}
-	if jw >= 0.8 || (cx != "" && cx == cy) {
+	if (cx != "" && cx == cy) || similar(x, y, 0.8) {
 		return 2
 	}
 	return 3

@@ -115,3 +115,18 @@ func TestOneEdit(t *testing.T) {
 		}
 	}
 }
+
+// similar must agree with jaroWinkler exactly: its bound only skips work.
+func TestSimilarAgreesWithJaroWinkler(t *testing.T) {
+	words := []string{"martha", "marhta", "dwayne", "duane", "dixon", "dicksonx", "12 high street", "12 high st", "134 queens road",
+		"smith", "smyth", "jonathan", "jonathon", "a", "", "abotsford vale", "abbotsford vale", "catherine", "kathryn"}
+	for _, a := range words {
+		for _, b := range words {
+			for _, th := range []float64{0.8, 0.9, 0.92} {
+				if got, want := similar(a, b, th), a != "" && b != "" && jaroWinkler(a, b) >= th; got != want {
+					t.Errorf("similar(%q, %q, %v) = %v, jaroWinkler %.3f", a, b, th, got, jaroWinkler(a, b))
+				}
+			}
+		}
+	}
+}

@@ -64,6 +64,40 @@ func jaroWinkler(a, b string) float64 {
 	return jaro + float64(prefix)*0.1*(1-jaro)
 }
 
+// similar reports whether jaroWinkler(a, b) >= t, first ruling out the
+// pairs that cannot reach t whatever their order: Jaro counts at most the
+// characters both strings hold (the smaller count of each byte), and the
+// Winkler prefix adds at most 0.4 of what is left. Address lines are
+// compared for every candidate pair and rarely agree; the bound spares most
+// of them the quadratic matching (measured: Jaro-Winkler was a third of the
+// linking time on 51,000 Patients).
+func similar(a, b string, t float64) bool {
+	if a == b {
+		return a != ""
+	}
+	la, lb := len(a), len(b)
+	if la == 0 || lb == 0 {
+		return false
+	}
+	var hist [256]int16
+	for i := 0; i < la; i++ {
+		hist[a[i]]++
+	}
+	common := 0
+	for i := 0; i < lb; i++ {
+		if hist[b[i]] > 0 {
+			hist[b[i]]--
+			common++
+		}
+	}
+	m := float64(common)
+	jaroMax := (m/float64(la) + m/float64(lb) + 1) / 3
+	if jaroMax+0.4*(1-jaroMax) < t {
+		return false
+	}
+	return jaroWinkler(a, b) >= t
+}
+
 // soundex is the American Soundex code of a name (the first letter and
 // three digits for the consonant groups), "" for a name with no letter.
 // It is the phonetic key of blocking and of the "phonetic" agreement level:

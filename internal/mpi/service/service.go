@@ -73,6 +73,21 @@ type Service struct {
 	open       map[pair]string     // open review Task id by pair
 	rejected   map[pair]bool       // pairs a reviewer said are different people
 	byNHS      map[string][]string // NHS number -> Patients with it, so conflicts are always seen
+	stats      Stats
+}
+
+// Stats counts the incremental linking done by AfterWrite.
+type Stats struct {
+	Linked int           // Patients linked (or re-checked) after a write
+	Total  time.Duration // time spent linking them, writes included
+	Worst  time.Duration // the longest single link decision
+}
+
+// Stats returns the linking counters since Start.
+func (s *Service) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
 }
 
 // pair is an unordered pair of Patient references.
@@ -297,6 +312,7 @@ func (s *Service) AfterWrite(ctx context.Context, written []*store.Version) {
 		return
 	}
 	for _, v := range pats {
+		start := time.Now()
 		var err error
 		if v.Deleted {
 			err = s.onDeleted(ctx, "Patient/"+v.ID)
@@ -306,6 +322,10 @@ func (s *Service) AfterWrite(ctx context.Context, written []*store.Version) {
 		if err != nil {
 			s.log.Error("mpi: linking failed; the patient is linked at the next start", "patient", v.ID, "error", err)
 		}
+		took := time.Since(start)
+		s.stats.Linked++
+		s.stats.Total += took
+		s.stats.Worst = max(s.stats.Worst, took)
 	}
 }
 
