@@ -167,7 +167,6 @@ func TestRegionLinkedThroughTheServer(t *testing.T) {
 	t.Logf("open review Tasks: %d", reviews)
 }
 
-
 // BenchmarkCreatePatient measures a Patient create on SQLite with and
 // without the index, over a store holding a region of 600 people: the
 // difference is the cost of linking one new Patient incrementally (the
