@@ -123,7 +123,10 @@ func isManual(l fhir.Object) bool {
 // withSub returns a copy of a link entry whose decision has one more
 // sub-extension (or, with value nil, none of that name).
 func withSub(l fhir.Object, url string, value fhir.Object) fhir.Object {
-	l = fhir.Clone(l).(fhir.Object)
+	l, _ = fhir.Clone(l).(fhir.Object)
+	if l == nil {
+		return nil // no entry: the Person is rebuilt with a default one
+	}
 	for _, e := range objects(l["extension"]) {
 		if str(e["url"]) != ExtDecision {
 			continue

@@ -82,8 +82,10 @@ func (s *Service) queueReview(c *change, ref string, m mpi.Match, pid string) {
 		"priority":     priority,
 		"code":         fhir.Object{"coding": []any{fhir.Object{"system": CodeSystem, "code": ReviewCode, "display": "Review a possible patient match"}}},
 		"description":  why,
+		// focus, not for: Task.for would put the Task in the Patient's
+		// compartment, and an identity review names another person's
+		// record, which has no place in this patient's $everything.
 		"focus":        fhir.Object{"reference": ref},
-		"for":          fhir.Object{"reference": ref},
 		"authoredOn":   now,
 		"lastModified": now,
 		"input":        in,

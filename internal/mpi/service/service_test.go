@@ -682,3 +682,75 @@ func TestStartLinksWhatWasWrittenWithoutTheIndex(t *testing.T) {
 		})
 	}
 }
+
+func TestConcurrentWritesKeepOnePersonAndLinksInStep(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		ctx := context.Background()
+		first := create(t, n, alice)
+		firstID := strings.TrimPrefix(first, "Patient/")
+		const writers = 6
+		refs := make([]string, writers)
+		errs := make(chan error, 2*writers)
+		done := make(chan struct{})
+		// Meanwhile a feed keeps re-sending the first record without its
+		// links (each a new version, the phone changing), racing the
+		// index's own updates of that Patient.
+		go func() {
+			defer close(done)
+			for i := 0; i < 10; i++ {
+				r := alice.resource(firstID)
+				r["telecom"] = []any{fhir.Object{"system": "phone", "value": fmt.Sprintf("0770090%04d", i)}}
+				if _, err := n.eng.Update(ctx, "Patient", firstID, fhir.Marshal(r), engine.WriteOptions{}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+		var wg = make(chan struct{}, writers)
+		for i := range writers {
+			go func() {
+				defer func() { wg <- struct{}{} }()
+				p := aliceAtHospital
+				p.local = fmt.Sprintf("H%d", i)
+				out, err := n.eng.Create(ctx, "Patient", fhir.Marshal(p.resource("")), engine.WriteOptions{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				refs[i] = "Patient/" + out.Version.ID
+			}()
+		}
+		for range writers {
+			<-wg
+		}
+		<-done
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		pid := personOf(t, n, first)
+		all := append([]string{first}, refs...)
+		for _, ref := range refs {
+			if got := personOf(t, n, ref); got != pid {
+				t.Errorf("%s is in person %s, want %s", ref, got, pid)
+			}
+		}
+		if got, want := targets(read(t, n, "Person/"+pid)), sortedOf(all...); !slices.Equal(got, want) {
+			t.Errorf("Person links %v, want %v", got, want)
+		}
+		// Whatever the interleaving, every Patient ends with seealso links
+		// to every other: the last writer of each Patient was the index,
+		// or the feed's write was followed by a restore.
+		for _, ref := range all {
+			var want []string
+			for _, o := range all {
+				if o != ref {
+					want = append(want, "seealso "+o)
+				}
+			}
+			slices.Sort(want)
+			if got := links(read(t, n, ref)); !slices.Equal(got, want) {
+				t.Errorf("Patient.link of %s: got %v, want %v", ref, got, want)
+			}
+		}
+	})
+}
