@@ -103,8 +103,9 @@ type Model struct {
 }
 
 // Train estimates a model from records by EM over their blocked candidate
-// pairs. With too few records (or pairs) to estimate, it returns
-// DefaultModel().
+// pairs (at most three million, compared on every core). With too few
+// pairs to estimate (under 500), it returns DefaultModel(). Unprepared
+// records in recs are prepared in place.
 func Train(recs []Record) *Model { return train(recs) }
 
 // DefaultModel is a model with m/u values measured on the synthetic region,
@@ -167,8 +168,8 @@ type Linkage struct {
 }
 
 // Link links a batch of records into persons: every blocked pair is
-// compared, automatic links join clusters unless the join would put two
-// records that must not be one person together (different verified NHS
-// numbers, a conflict, different sex with other disagreement), and the rest
-// goes to review.
+// compared (on every core), automatic links join clusters strongest first
+// unless the join would put two records that must not be one person
+// together (Model.MustNotLink), and the rest goes to review. Unprepared
+// records in recs are prepared in place.
 func Link(m *Model, recs []Record) Linkage { return link(m, recs) }
