@@ -212,38 +212,42 @@ func (s *Service) Start(ctx context.Context, eng *engine.Engine) error {
 // (other writes interleave), and returns how many it linked.
 func (s *Service) CatchUp(ctx context.Context) (int, error) {
 	s.mu.Lock()
-	if s.ix == nil {
-		s.mu.Unlock()
-		return 0, fhir.Errorf(fhir.EUnavailable, "", "the patient index is not started")
+	started := s.ix != nil
+	s.mu.Unlock()
+	if !started {
+		return 0, errNotStarted()
 	}
-	var todo []string
+	// The scan holds no lock: on a large store it takes seconds, and
+	// writes must go on being linked meanwhile.
+	var ids []string
 	err := s.scan(ctx, "Patient", func(v *store.Version, _ fhir.Object) error {
-		if _, ok := s.personOf["Patient/"+v.ID]; !ok {
-			todo = append(todo, v.ID)
-		}
+		ids = append(ids, v.ID)
 		return nil
 	})
-	s.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	ctx = internal(ctx)
+	ictx := internal(ctx) // each decision finishes; the loop stops when ctx ends
 	n := 0
-	for _, id := range todo {
+	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		v, err := s.st.Read(ctx, "Patient", id)
-		if err != nil || v.Deleted {
-			continue
-		}
 		s.mu.Lock()
-		err = s.onPatient(ctx, v)
+		_, linked := s.personOf["Patient/"+id]
+		var err error
+		if !linked {
+			var v *store.Version
+			v, err = s.st.Read(ictx, "Patient", id)
+			if err == nil && !v.Deleted {
+				err = s.onPatient(ictx, v)
+				n++
+			}
+		}
 		s.mu.Unlock()
 		if err != nil {
 			return n, err
 		}
-		n++
 	}
 	if n > 0 {
 		s.log.Info("mpi: linked patients that had no person", "count", n)
