@@ -80,6 +80,12 @@ const (
 	mpiAliceMoved = `{"resourceType":"Patient","identifier":[{"system":"https://fhir.sharedcare.dev/Id/SC1/social-care-id","value":"X9"}],` +
 		`"name":[{"family":"Walker","given":["Alice"]}],"gender":"female","birthDate":"1961-04-12",` +
 		`"address":[{"line":["4 Park Road"],"postalCode":"LS2 7XX"}]}`
+	// Bob carrying alice's verified NHS number: a conflict.
+	mpiImpostor = `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9990000018",` +
+		`"extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",` +
+		`"valueCodeableConcept":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland","code":"01"}]}}]}],` +
+		`"name":[{"family":"Okafor","given":["Robert"]}],"gender":"male","birthDate":"1988-11-30",` +
+		`"address":[{"line":["3 Mill Lane"],"postalCode":"BD7 1DP"}]}`
 	mpiBob = `{"resourceType":"Patient","name":[{"family":"Okafor","given":["Robert"]}],"gender":"male","birthDate":"1988-11-30",` +
 		`"address":[{"line":["3 Mill Lane"],"postalCode":"BD7 1DP"}]}`
 )
@@ -113,6 +119,7 @@ func TestMPIRoutes(t *testing.T) {
 			hospital := n.post(t, "Patient", mpiAliceHospital)
 			moved := n.post(t, "Patient", mpiAliceMoved)
 			bob := n.post(t, "Patient", mpiBob)
+			impostor := n.post(t, "Patient", mpiImpostor)
 
 			// The review Task the probable match queued, found by search.
 			q := "/fhir/Task?code=" + url.QueryEscape(mpiservice.CodeSystem+"|"+mpiservice.ReviewCode) + "&status=requested&focus=" + moved
@@ -175,6 +182,11 @@ func TestMPIRoutes(t *testing.T) {
 				{Name: "$match of a Bundle is 400", Method: "POST", Path: "/fhir/Patient/$match", Body: `{"resourceType":"Bundle","type":"batch"}`, Headers: jsonCT, ExpectedStatus: 400},
 				{Name: "$match needs a token", Method: "POST", Path: "/fhir/Patient/$match", Body: matchParams(mpiBob), Headers: jsonCT, Token: "-", ExpectedStatus: 401},
 
+				{Name: "the conflict rule: same NHS number, clearly different people, is an urgent review, never a link",
+					Method: "GET", Path: "/fhir/Task?focus=" + impostor + "&code=" + url.QueryEscape(mpiservice.CodeSystem+"|"+mpiservice.ReviewCode), ExpectedStatus: 200,
+					ExpectedContent: []string{`"priority":"urgent"`, `"code":"conflict","system":"` + mpiservice.CodeSystem + `"}]},"valueBoolean":true}`}},
+				{Name: "the impostor is in no person of alice's", Method: "GET", Path: "/fhir/Person?patient=" + impostor, ExpectedStatus: 200,
+					NotExpectedContent: []string{alice, hospital}},
 				{Name: "every Patient of a person by _has", Method: "GET", Path: "/fhir/Patient?_has:Person:patient:_id=" + person, ExpectedStatus: 200,
 					ExpectedContent: []string{n.base + "/" + alice, n.base + "/" + hospital}, NotExpectedContent: []string{n.base + "/" + bob, n.base + "/" + moved}},
 				{Name: "every Patient of a person by _include", Method: "GET", Path: "/fhir/Person?_id=" + person + "&_include=Person:patient", ExpectedStatus: 200,
