@@ -210,7 +210,7 @@ func TestMPIRoutes(t *testing.T) {
 				{Name: "merge", Method: "POST", Path: "/fhir/Patient/$merge", Body: mergeParams(hospital, alice), Headers: jsonCT, ExpectedStatus: 200,
 					ExpectedContent: []string{`"name":"result"`, `"type":"replaces"`, hospital}},
 				{Name: "the merged-away Patient points at its target", Method: "GET", Path: "/fhir/" + hospital, ExpectedStatus: 200,
-					ExpectedContent: []string{`"active":false`, `{"other":{"reference":"` + alice + `"},"type":"replaced-by"}`}},
+					ExpectedContent: []string{`"active":false`, `"other":{"reference":"` + alice + `"},"type":"replaced-by"}`}},
 				{Name: "unmerge", Method: "POST", Path: "/fhir/Patient/$unmerge", Body: mergeParams(hospital, alice), Headers: jsonCT, ExpectedStatus: 200,
 					NotExpectedContent: []string{`"type":"replaces"`}},
 				{Name: "after unmerge the Patient is active again", Method: "GET", Path: "/fhir/" + hospital, ExpectedStatus: 200,

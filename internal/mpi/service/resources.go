@@ -18,6 +18,10 @@ const (
 	// decision: method, grade, score, probability, the record matched, the
 	// fields that agreed, when, and for manual decisions who and which Task.
 	ExtDecision = "https://fhir.sharedcare.dev/StructureDefinition/mpi-link-decision"
+	// ExtManagedLink marks the Patient.link entries the index keeps in step
+	// (seealso between the Patients of a person, replaced-by and replaces
+	// of a merge), so that links a sender wrote are never touched.
+	ExtManagedLink = "https://fhir.sharedcare.dev/StructureDefinition/mpi-managed-link"
 	// CodeSystem holds the codes of the review queue: the Task code, the
 	// Task input and output types and the business statuses.
 	CodeSystem = "https://fhir.sharedcare.dev/CodeSystem/mpi"
@@ -145,13 +149,14 @@ func withSub(l fhir.Object, url string, value fhir.Object) fhir.Object {
 	return l
 }
 
-// managedLink reports whether a Patient.link entry is one the index keeps:
-// seealso, replaced-by or replaces to another Patient. refer links and links
-// to RelatedPersons are the sender's and are left alone.
+// managedLink reports whether a Patient.link entry is one the index keeps
+// (it carries ExtManagedLink). Links a sender wrote, of any type, are the
+// sender's and are left alone.
 func managedLink(l fhir.Object) bool {
-	switch str(l["type"]) {
-	case "seealso", "replaced-by", "replaces":
-		return isPatientRef(reference(l["other"]))
+	for _, e := range objects(l["extension"]) {
+		if str(e["url"]) == ExtManagedLink {
+			return true
+		}
 	}
 	return false
 }
@@ -165,7 +170,11 @@ func (c *change) patientLinks(ref string) []fhir.Object {
 	add := func(other, typ string) {
 		if !done[other] {
 			done[other] = true
-			out = append(out, fhir.Object{"other": fhir.Object{"reference": other}, "type": typ})
+			out = append(out, fhir.Object{
+				"extension": []any{fhir.Object{"url": ExtManagedLink, "valueBoolean": true}},
+				"other":     fhir.Object{"reference": other},
+				"type":      typ,
+			})
 		}
 	}
 	if t := c.target(ref); t != "" {

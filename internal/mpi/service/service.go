@@ -173,7 +173,7 @@ func (s *Service) Start(ctx context.Context, eng *engine.Engine) error {
 		ref := "Patient/" + v.ID
 		recs = append(recs, mpi.FromPatient(ref, r))
 		for _, l := range objects(r["link"]) {
-			if t, _ := l["type"].(string); t == "replaced-by" {
+			if t, _ := l["type"].(string); t == "replaced-by" && managedLink(l) {
 				if o := reference(l["other"]); isPatientRef(o) {
 					replacedBy[ref] = o
 				}

@@ -317,11 +317,13 @@ func TestLinkOnlyUpdateDoesNotRelink(t *testing.T) {
 		// the index gave it, and with a changed telecom use.
 		r := alice.resource(strings.TrimPrefix(a, "Patient/"))
 		r["active"] = true
+		// The sender's own link is the sender's: kept as sent.
+		r["link"] = []any{fhir.Object{"other": fhir.Object{"reference": "RelatedPerson/carer-1"}, "type": "seealso"}}
 		if _, err := n.eng.Update(context.Background(), "Patient", strings.TrimPrefix(a, "Patient/"), fhir.Marshal(r), engine.WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := links(read(t, n, a)), []string{"seealso " + h}; !slices.Equal(got, want) {
-			t.Errorf("after an update without links: Patient.link %v, want %v restored", got, want)
+		if got, want := links(read(t, n, a)), []string{"seealso " + h, "seealso RelatedPerson/carer-1"}; !slices.Equal(got, want) {
+			t.Errorf("after an update without the index's links: Patient.link %v, want %v (restored, the sender's kept)", got, want)
 		}
 		if after := history(t, n, "Person/"+pid); after != before {
 			t.Errorf("an update that changed no demographics wrote the Person: %d versions, was %d", after, before)
