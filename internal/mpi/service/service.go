@@ -38,6 +38,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -293,20 +294,24 @@ func (s *Service) AfterWrite(ctx context.Context, written []*store.Version) {
 	if isInternal(ctx) {
 		return
 	}
-	var pats []*store.Version
+	// The last version of each resource written in the transaction counts.
+	var vs []*store.Version
 	seen := map[string]int{}
 	for _, v := range written {
-		if v.Type != "Patient" {
+		switch v.Type {
+		case "Patient", "Person", "Task":
+		default:
 			continue
 		}
-		if i, ok := seen[v.ID]; ok {
-			pats[i] = v // the last version written in the transaction counts
+		k := v.Type + "/" + v.ID
+		if i, ok := seen[k]; ok {
+			vs[i] = v
 			continue
 		}
-		seen[v.ID] = len(pats)
-		pats = append(pats, v)
+		seen[k] = len(vs)
+		vs = append(vs, v)
 	}
-	if len(pats) == 0 {
+	if len(vs) == 0 {
 		return
 	}
 	ctx = internal(ctx)
@@ -315,7 +320,22 @@ func (s *Service) AfterWrite(ctx context.Context, written []*store.Version) {
 	if s.ix == nil {
 		return
 	}
-	for _, v := range pats {
+	// Persons and Tasks first: a client's edit of them is followed before
+	// any Patient of the same transaction is linked.
+	for _, v := range vs {
+		switch v.Type {
+		case "Person":
+			if err := s.onPersonWritten(ctx, v); err != nil {
+				s.log.Error("mpi: following an edited Person failed", "person", v.ID, "error", err)
+			}
+		case "Task":
+			s.onTaskWritten(v)
+		}
+	}
+	for _, v := range vs {
+		if v.Type != "Patient" {
+			continue
+		}
 		start := time.Now()
 		var err error
 		if v.Deleted {
@@ -330,6 +350,126 @@ func (s *Service) AfterWrite(ctx context.Context, written []*store.Version) {
 		s.stats.Linked++
 		s.stats.Total += took
 		s.stats.Worst = max(s.stats.Worst, took)
+	}
+}
+
+// onPersonWritten follows a Person written by a client rather than by the
+// index: Persons are the index's to keep, but an administrator who edits or
+// deletes one is followed, not fought. The Patients its links now name
+// belong to it; those it no longer names are linked afresh (a deleted or
+// inactive Person names none).
+func (s *Service) onPersonWritten(ctx context.Context, v *store.Version) error {
+	pid := v.ID
+	var now []string
+	if !v.Deleted {
+		r, err := fhir.ParseObject(v.Body, 0)
+		if err != nil {
+			return fhir.Internal(err)
+		}
+		if active, ok := r["active"].(bool); !ok || active {
+			for _, l := range objects(r["link"]) {
+				if ref := reference(l["target"]); isPatientRef(ref) && !slices.Contains(now, ref) {
+					now = append(now, ref)
+				}
+			}
+		}
+	}
+	var left []string
+	for _, m := range s.members[pid] {
+		if !slices.Contains(now, m) {
+			left = append(left, m)
+			if s.personOf[m] == pid {
+				delete(s.personOf, m)
+			}
+		}
+	}
+	var losers []string // Persons the edit took a Patient from
+	for _, m := range now {
+		if other := s.personOf[m]; other != "" && other != pid {
+			s.members[other] = slices.DeleteFunc(s.members[other], func(x string) bool { return x == m })
+			if len(s.members[other]) == 0 {
+				delete(s.members, other)
+			}
+			losers = append(losers, other)
+		}
+		s.personOf[m] = pid
+	}
+	if len(now) == 0 {
+		delete(s.members, pid)
+	} else {
+		s.members[pid] = now
+	}
+	// The Persons that lost a Patient no longer link it (retired into the
+	// edited one when left empty), and every Patient concerned gets its
+	// Patient.link in step; the edited Person itself is left as written.
+	err := s.retry(ctx, func(c *change) error {
+		for _, o := range losers {
+			c.members[o] = slices.Clone(s.members[o])
+			if len(c.members[o]) == 0 {
+				c.retired[o] = pid
+			}
+			for _, m := range s.members[o] {
+				c.touch(m)
+			}
+		}
+		for _, m := range now {
+			c.touch(m)
+		}
+		for _, m := range left {
+			c.touch(m)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range left {
+		typ, id := splitRef(m)
+		pv, err := s.st.Read(ctx, typ, id)
+		if fhir.IsKind(err, fhir.ENotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if pv.Deleted {
+			continue
+		}
+		if err := s.onPatient(ctx, pv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onTaskWritten follows a review Task a client closed itself (cancelled,
+// say): the pair may be queued again.
+func (s *Service) onTaskWritten(v *store.Version) {
+	if v.Deleted {
+		for p, id := range s.open {
+			if id == v.ID {
+				delete(s.open, p)
+			}
+		}
+		return
+	}
+	t, err := fhir.ParseObject(v.Body, 0)
+	if err != nil {
+		return
+	}
+	r, ok := reviewOf(t)
+	if !ok {
+		return
+	}
+	p := pairOf(r.patient, r.candidate)
+	switch {
+	case r.status == "requested":
+		s.open[p] = v.ID
+	case s.open[p] == v.ID:
+		delete(s.open, p)
+	}
+	if r.business == "rejected" {
+		s.rejected[p] = true
 	}
 }
 

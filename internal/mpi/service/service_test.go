@@ -756,3 +756,48 @@ func TestConcurrentWritesKeepOnePersonAndLinksInStep(t *testing.T) {
 		}
 	})
 }
+
+func TestAnEditedPersonIsFollowed(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		ctx := context.Background()
+		a := create(t, n, alice)
+		h := create(t, n, aliceAtHospital)
+		b := create(t, n, bob)
+		pid := personOf(t, n, a)
+
+		// An administrator deletes the person: its Patients are linked
+		// afresh (and, being one person, find each other again).
+		if _, err := n.eng.Delete(ctx, "Person", pid, engine.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		np := personOf(t, n, a)
+		if np == pid || personOf(t, n, h) != np {
+			t.Fatalf("after deleting Person/%s: %s in %s, %s in %s; want both in one new Person", pid, a, np, h, personOf(t, n, h))
+		}
+		if got, want := targets(read(t, n, "Person/"+np)), sortedOf(a, h); !slices.Equal(got, want) {
+			t.Errorf("the new Person links %v, want %v", got, want)
+		}
+
+		// An administrator adds bob to alice's person by hand: followed.
+		p := read(t, n, "Person/"+np)
+		delete(p, "meta")
+		p["link"] = append(arr(p["link"]), fhir.Object{"target": fhir.Object{"reference": b}})
+		if _, err := n.eng.Update(ctx, "Person", np, fhir.Marshal(p), engine.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := personOf(t, n, b); got != np {
+			t.Errorf("after the hand edit bob is in %s, want %s", got, np)
+		}
+		if got, want := links(read(t, n, b)), sortedOf("seealso "+a, "seealso "+h); !slices.Equal(got, want) {
+			t.Errorf("bob's Patient.link after the hand edit: %v, want %v", got, want)
+		}
+		bobs := search(t, n, "Person", "patient="+b)
+		if !slices.Equal(bobs, []string{"Person/" + np}) {
+			t.Errorf("active Persons linking bob: %v, want only Person/%s", bobs, np)
+		}
+		// A restart reads the same persons back.
+		if p, _ := open(t, n.st).mpi.PersonOf(b); p != np {
+			t.Errorf("after a restart bob is in %q, want %s", p, np)
+		}
+	})
+}
