@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/sharedcare/sharedcare/internal/auth"
-	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/mpi"
 	"github.com/sharedcare/sharedcare/internal/store"
@@ -137,7 +136,7 @@ func typeCode(in fhir.Object) string {
 func objectOf(v any) fhir.Object { o, _ := v.(fhir.Object); return o }
 
 // loadReviews finds the open and the rejected review pairs.
-func (s *Service) loadReviews(ctx context.Context, _ *engine.Engine) (map[pair]string, map[pair]bool, error) {
+func (s *Service) loadReviews(ctx context.Context) (map[pair]string, map[pair]bool, error) {
 	open, rejected := map[pair]string{}, map[pair]bool{}
 	err := s.scan(ctx, "Task", func(v *store.Version, t fhir.Object) error {
 		r, ok := reviewOf(t)

@@ -30,6 +30,12 @@
 //     reviewed one moves); a person left without Patients is kept, inactive,
 //     with a link to the person it went into, so its history stays readable.
 //   - Rejected pairs are never linked automatically and never queued again.
+//   - Persons are the index's to keep, but a Person an administrator edits
+//     or deletes is followed, not fought (see onPersonWritten).
+//   - The Patient.link entries the index keeps carry ExtManagedLink; links a
+//     sender wrote are never touched.
+//   - A Task (review queue) has focus but not for, so that an identity
+//     review stays out of the Patient's compartment and $everything.
 package service
 
 import (
@@ -194,7 +200,7 @@ func (s *Service) Start(ctx context.Context, eng *engine.Engine) error {
 			byNHS[r.NHS] = append(byNHS[r.NHS], r.Ref)
 		}
 	}
-	open, rejected, err := s.loadReviews(ctx, eng)
+	open, rejected, err := s.loadReviews(ctx)
 	if err != nil {
 		return err
 	}
