@@ -142,12 +142,15 @@ func better(a, b mpi.Match) bool {
 // member is one it must never be linked with (mpi.Model.MustNotLink:
 // different verified NHS numbers, a conflict, or a low score with two
 // identity fields wholly different), the rule batch linking applies when it
-// joins clusters.
+// joins clusters; nor one a reviewer said is a different person.
 func (s *Service) compatible(rec mpi.Record, pid string) bool {
 	model := s.ix.Model()
 	for _, m := range s.members[pid] {
 		if m == rec.Ref {
 			continue
+		}
+		if s.rejected[pairOf(rec.Ref, m)] {
+			return false
 		}
 		if o, ok := s.ix.Get(m); ok && model.MustNotLink(rec, o) {
 			return false
