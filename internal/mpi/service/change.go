@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/fhir"
@@ -219,7 +220,11 @@ func (c *change) commit(ctx context.Context) error {
 	}
 	if len(entries) > 0 {
 		b := fhir.Object{"resourceType": "Bundle", "type": "transaction", "entry": entries}
-		if _, err := c.s.eng.Bundle(ctx, fhir.Marshal(b), engineWrite); err != nil {
+		start := time.Now()
+		_, err := c.s.eng.Bundle(ctx, fhir.Marshal(b), engineWrite)
+		c.s.stats.Write += time.Since(start)
+		c.s.stats.Writes++
+		if err != nil {
 			return err
 		}
 	}
