@@ -289,7 +289,9 @@ type internalKey struct{}
 
 // internal marks a context as the service's own: its writes are not linked
 // again. It drops the caller's cancellation, because a decision half taken
-// when a client hangs up would be worse than finishing it.
+// when a client hangs up would be worse than finishing it. It keeps the
+// caller's principal; when issue 6 filters writes by principal, the index's
+// own writes must carry the node's system principal instead (here).
 func internal(ctx context.Context) context.Context {
 	return context.WithValue(context.WithoutCancel(ctx), internalKey{}, true)
 }
