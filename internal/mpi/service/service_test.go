@@ -801,3 +801,44 @@ func TestAnEditedPersonIsFollowed(t *testing.T) {
 		}
 	})
 }
+
+func TestBatchAndPatchAreLinkedToo(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		ctx := context.Background()
+		a := create(t, n, alice)
+		batch := fhir.Object{"resourceType": "Bundle", "type": "batch", "entry": []any{
+			fhir.Object{"resource": aliceAtHospital.resource(""), "request": fhir.Object{"method": "POST", "url": "Patient"}},
+		}}
+		resp, err := n.eng.Bundle(ctx, fhir.Marshal(batch), engine.WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc := arr(resp["entry"])[0].(fhir.Object)["response"].(fhir.Object)["location"].(string)
+		_, rest, _ := strings.Cut(loc, "Patient/")
+		id, _, _ := strings.Cut(rest, "/")
+		if personOf(t, n, "Patient/"+id) != personOf(t, n, a) {
+			t.Errorf("a Patient created in a batch was not linked to its person")
+		}
+
+		// Someone else's record, corrected by a JSON Patch into alice's
+		// demographics and verified NHS number, moves into alice's person; its own is retired.
+		other := aliceAtHospital
+		other.nhs, other.verified, other.local, other.org, other.family, other.dob, other.given = "", false, "Z5", "RX1", "Smith", "1972-09-01", "Jane"
+		o := create(t, n, other)
+		old := personOf(t, n, o)
+		if old == personOf(t, n, a) {
+			t.Fatalf("setup: jane smith is in alice's person")
+		}
+		patch := `[{"op":"replace","path":"/name/0/family","value":"Walker"},{"op":"replace","path":"/name/0/given/0","value":"Alice"},` +
+			`{"op":"replace","path":"/birthDate","value":"1961-04-12"},{"op":"add","path":"/identifier/-","value":` + string(fhir.Marshal(arr(alice.resource("")["identifier"])[0])) + `}]`
+		if _, err := n.eng.Patch(ctx, "Patient", strings.TrimPrefix(o, "Patient/"), []byte(patch), engine.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if personOf(t, n, o) != personOf(t, n, a) {
+			t.Errorf("after the patch %s is not in alice's person", o)
+		}
+		if r := read(t, n, "Person/"+old); r["active"] != false {
+			t.Errorf("the Person it left is still active")
+		}
+	})
+}
