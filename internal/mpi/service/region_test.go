@@ -132,10 +132,15 @@ func TestRegionLinkedThroughTheServer(t *testing.T) {
 	}
 	plainPer := time.Since(start) / 300
 
+	t0 := time.Now()
 	n := open(t, st)
-	if _, err := n.mpi.CatchUp(ctx); err != nil {
+	opened := time.Since(t0)
+	t0 = time.Now()
+	caught, err := n.mpi.CatchUp(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("start (load %d Patients, train, index): %v; CatchUp linked %d in %v", half, opened.Round(time.Millisecond), caught, time.Since(t0).Round(time.Millisecond))
 	m := n.mpi.Model()
 	t.Logf("model trained on %d pairs: link >= %.1f, review >= %.1f", m.Pairs, m.Link, m.Review)
 	caughtUp := n.mpi.Stats()
