@@ -15,7 +15,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/sharedcare/sharedcare/internal/fhir"
 )
 
 // Version is one stored version of a resource.
@@ -52,10 +55,46 @@ type Store interface {
 	// Secret returns the named node secret, creating it with generate on
 	// first use. All processes sharing the store see the same value.
 	Secret(ctx context.Context, name string, generate func() ([]byte, error)) ([]byte, error)
+	// KV returns the entry bucket/key; ENotFound when there is none or it
+	// has expired.
+	KV(ctx context.Context, bucket, key string) (*KV, error)
+	// PutKV creates or replaces an entry and sets e.Version to the version
+	// stored. With e.Version 0 the write is unconditional; otherwise it is a
+	// compare-and-swap: the current (unexpired) entry must have exactly that
+	// version, else EConflict and nothing is written (an absent entry is a
+	// conflict too).
+	PutKV(ctx context.Context, e *KV) error
+	// PutKVIfAbsent creates an entry only if no unexpired one exists under
+	// its bucket and key, and reports whether it did (e.Version is then 1).
+	// It is atomic across every process sharing the store: of two callers
+	// racing on one key exactly one gets true (one-time values such as a
+	// client assertion's jti).
+	PutKVIfAbsent(ctx context.Context, e *KV) (bool, error)
+	// DeleteKV removes an entry; removing one that does not exist is not an
+	// error.
+	DeleteKV(ctx context.Context, bucket, key string) error
+	// ListKV returns the unexpired entries of a bucket whose key starts with
+	// prefix ("" for all), in key order (bytewise). It is meant for small
+	// buckets (users, clients, organisations), not for scanning one-time
+	// values.
+	ListKV(ctx context.Context, bucket, prefix string) ([]*KV, error)
 	// Ping reports whether the backend can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases the backend. Writes acknowledged before Close are durable.
 	Close() error
+}
+
+// KV is one entry of the store's small key-value space, kept beside the
+// resources for node state that is not FHIR: accounts, clients, tokens,
+// one-time values, break-glass grants. Entries are not versioned history:
+// a write replaces the entry, and an expired entry is as good as absent
+// (backends remove expired entries lazily).
+type KV struct {
+	Bucket  string // a namespace, e.g. "users"; non-empty
+	Key     string // unique within the bucket; non-empty
+	Value   []byte
+	Version int64     // 1 when created, +1 per replacement; see Store.PutKV
+	Expires time.Time // the entry vanishes at this instant; zero for never
 }
 
 // Tx is a write transaction. Reads through it see the transaction's own
@@ -113,4 +152,29 @@ type Result struct {
 	Included []*Version
 	// IncludedTruncated is set when Query.MaxIncluded stopped the includes.
 	IncludedTruncated bool
+}
+
+// CheckKV rejects an entry no backend may store: an empty bucket or key.
+// Backends call it first in PutKV and PutKVIfAbsent.
+func CheckKV(e *KV) error {
+	if e == nil || e.Bucket == "" || e.Key == "" {
+		return fhir.Internal(errors.New("store: a KV entry needs a bucket and a key"))
+	}
+	return nil
+}
+
+// KVMicros is how backends store KV.Expires: Unix microseconds, 0 for never.
+func KVMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// KVTime is the inverse of KVMicros.
+func KVTime(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
 }

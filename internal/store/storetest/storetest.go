@@ -82,6 +82,12 @@ var tests = []struct {
 	{"a version becomes visible only after every version with a smaller Seq", testSeqVisibility},
 	{"Write and Read after Close fail cleanly", testClosed},
 	{"acknowledged writes survive Close and reopen", testReopen},
+	{"KV reads back what PutKV wrote, versioned, per bucket", testKVRoundTrip},
+	{"PutKV with a version is a compare-and-swap: a stale version is EConflict and writes nothing", testKVCompareAndSwap},
+	{"PutKVIfAbsent creates once: of racing creators exactly one wins", testKVIfAbsent},
+	{"an expired KV entry is absent to reads and lists and is replaced by a create", testKVExpiry},
+	{"DeleteKV removes and ListKV lists a bucket by prefix in key order", testKVDeleteList},
+	{"KV entries survive Close and reopen", testKVReopen},
 }
 
 // t0 is a millisecond-precision instant, like meta.lastUpdated.
