@@ -56,6 +56,9 @@ func (s *Service) place(ctx context.Context, c *change, rec mpi.Record) error {
 	switch {
 	case target != "":
 		c.attach(ref, target, fromMatch(best[target], now).link(ref))
+		if err := s.closeSettled(ctx, c, ref, target); err != nil {
+			return err
+		}
 	case cur != "" && len(s.members[cur]) == 1:
 		c.touchPerson(cur)
 	default:
@@ -69,6 +72,34 @@ func (s *Service) place(ctx context.Context, c *change, rec mpi.Record) error {
 		if m := best[pid]; m.Review() || m.Conflict || m.Linked() {
 			s.queueReview(c, ref, m, pid)
 		}
+	}
+	return nil
+}
+
+// closeSettled completes the open reviews between ref and the Patients of
+// person pid, which an automatic link has just settled, so the queue holds
+// only open questions.
+func (s *Service) closeSettled(ctx context.Context, c *change, ref, pid string) error {
+	for _, m := range c.membersOf(pid) {
+		p := pairOf(ref, m)
+		id := s.open[p]
+		if id == "" || m == ref {
+			continue
+		}
+		v, t, err := s.readCurrent(ctx, "Task/"+id)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			continue
+		}
+		now := fhir.FormatInstant(s.now())
+		t["status"] = "completed"
+		t["businessStatus"] = fhir.Object{"coding": []any{fhir.Object{"system": CodeSystem, "code": "linked-automatically"}}, "text": "linked-automatically"}
+		t["lastModified"] = now
+		t["output"] = []any{fhir.Object{"type": coded(outPerson), "valueReference": fhir.Object{"reference": "Person/" + pid}}}
+		c.tasks = append(c.tasks, taskWrite{r: t, version: v.VersionID})
+		c.taskDone = append(c.taskDone, p)
 	}
 	return nil
 }

@@ -826,16 +826,27 @@ func TestBatchAndPatchAreLinkedToo(t *testing.T) {
 		other.nhs, other.verified, other.local, other.org, other.family, other.dob, other.given = "", false, "Z5", "RX1", "Smith", "1972-09-01", "Jane"
 		o := create(t, n, other)
 		old := personOf(t, n, o)
+		// A first correction makes it a probable match of alice (a review).
+		probable := `[{"op":"replace","path":"/name/0/family","value":"Walker"},{"op":"replace","path":"/name/0/given/0","value":"Alice"},` +
+			`{"op":"replace","path":"/birthDate","value":"1961-04-12"}]`
+		if _, err := n.eng.Patch(ctx, "Patient", strings.TrimPrefix(o, "Patient/"), []byte(probable), engine.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(reviews(t, n, o)) == 0 {
+			t.Fatalf("setup: the first correction queued no review")
+		}
 		if old == personOf(t, n, a) {
 			t.Fatalf("setup: jane smith is in alice's person")
 		}
-		patch := `[{"op":"replace","path":"/name/0/family","value":"Walker"},{"op":"replace","path":"/name/0/given/0","value":"Alice"},` +
-			`{"op":"replace","path":"/birthDate","value":"1961-04-12"},{"op":"add","path":"/identifier/-","value":` + string(fhir.Marshal(arr(alice.resource("")["identifier"])[0])) + `}]`
+		patch := `[{"op":"add","path":"/identifier/-","value":` + string(fhir.Marshal(arr(alice.resource("")["identifier"])[0])) + `}]`
 		if _, err := n.eng.Patch(ctx, "Patient", strings.TrimPrefix(o, "Patient/"), []byte(patch), engine.WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if personOf(t, n, o) != personOf(t, n, a) {
 			t.Errorf("after the patch %s is not in alice's person", o)
+		}
+		if len(reviews(t, n, o)) != 0 {
+			t.Errorf("a review the patch settled is still open")
 		}
 		if r := read(t, n, "Person/"+old); r["active"] != false {
 			t.Errorf("the Person it left is still active")
