@@ -56,7 +56,7 @@ func (s *Service) place(ctx context.Context, c *change, rec mpi.Record) error {
 	switch {
 	case target != "":
 		c.attach(ref, target, fromMatch(best[target], now).link(ref))
-		if err := s.closeSettled(ctx, c, ref, target); err != nil {
+		if err := s.closeSettled(ctx, c, ref, target, ""); err != nil {
 			return err
 		}
 	case cur != "" && len(s.members[cur]) == 1:
@@ -79,11 +79,12 @@ func (s *Service) place(ctx context.Context, c *change, rec mpi.Record) error {
 // closeSettled completes the open reviews between ref and the Patients of
 // person pid, which an automatic link has just settled, so the queue holds
 // only open questions.
-func (s *Service) closeSettled(ctx context.Context, c *change, ref, pid string) error {
+// The Task skip (the one being decided) is left to its decision.
+func (s *Service) closeSettled(ctx context.Context, c *change, ref, pid, skip string) error {
 	for _, m := range c.membersOf(pid) {
 		p := pairOf(ref, m)
 		id := s.open[p]
-		if id == "" || m == ref {
+		if id == "" || id == skip || m == ref || slices.Contains(c.taskDone, p) {
 			continue
 		}
 		v, t, err := s.readCurrent(ctx, "Task/"+id)

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sharedcare/sharedcare/internal/auth"
@@ -229,8 +230,14 @@ func (s *Service) decide(ctx context.Context, taskID string, accept bool) (fhir.
 		if accept {
 			business, person = "accepted", pb
 			d.Reason = []string{"review-accepted"}
+			moved := slices.Clone(c.membersOf(pa))
 			if err := s.unite(ctx, c, pa, pb, r.patient, d.link(r.patient)); err != nil {
 				return err
+			}
+			for _, m := range moved {
+				if err := s.closeSettled(ctx, c, m, pb, taskID); err != nil {
+					return err
+				}
 			}
 		} else {
 			d.Reason = []string{"review-rejected"}

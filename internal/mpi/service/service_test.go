@@ -853,3 +853,29 @@ func TestBatchAndPatchAreLinkedToo(t *testing.T) {
 		}
 	})
 }
+
+func TestAcceptSettlesTheOtherReviewsOfBothPersons(t *testing.T) {
+	onEveryBackend(t, func(t *testing.T, n *node) {
+		a := create(t, n, alice)
+		// Two records of the moved alice under the same social care id
+		// (surely one person), which alice's GP record does not carry.
+		m := create(t, n, aliceMoved)
+		m2 := create(t, n, aliceMoved)
+		if personOf(t, n, m2) != personOf(t, n, m) {
+			t.Fatalf("setup: the two care records of the moved alice are not one person")
+		}
+		first, _ := onlyTask(t, reviews(t, n, m))
+		if len(reviews(t, n, m2)) != 1 {
+			t.Fatalf("setup: the second care record has %d open reviews, want 1", len(reviews(t, n, m2)))
+		}
+		if _, err := n.mpi.Accept(context.Background(), first); err != nil {
+			t.Fatal(err)
+		}
+		if personOf(t, n, m2) != personOf(t, n, a) {
+			t.Errorf("accepting united the persons but %s is not in alice's", m2)
+		}
+		if got := reviews(t, n, m2); len(got) != 0 {
+			t.Errorf("the review the accept settled is still open: %v", got)
+		}
+	})
+}
