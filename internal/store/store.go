@@ -55,6 +55,30 @@ type Store interface {
 	// Secret returns the named node secret, creating it with generate on
 	// first use. All processes sharing the store see the same value.
 	Secret(ctx context.Context, name string, generate func() ([]byte, error)) ([]byte, error)
+	// KVStore is the key-value space beside the resources (see KV).
+	KVStore
+	// Ping reports whether the backend can serve requests.
+	Ping(ctx context.Context) error
+	// Close releases the backend. Writes acknowledged before Close are durable.
+	Close() error
+}
+
+// KV is one entry of the store's small key-value space, kept beside the
+// resources for node state that is not FHIR: accounts, clients, tokens,
+// one-time values, break-glass grants. Entries are not versioned history:
+// a write replaces the entry, and an expired entry is as good as absent
+// (backends remove expired entries lazily).
+type KV struct {
+	Bucket  string // a namespace, e.g. "users"; non-empty
+	Key     string // unique within the bucket; non-empty
+	Value   []byte
+	Version int64     // 1 when created, +1 per replacement; see Store.PutKV
+	Expires time.Time // the entry vanishes at this instant; zero for never
+}
+
+// KVStore is the key-value part of a Store, for the packages that need
+// nothing else (accounts, clients, tokens, access grants).
+type KVStore interface {
 	// KV returns the entry bucket/key; ENotFound when there is none or it
 	// has expired.
 	KV(ctx context.Context, bucket, key string) (*KV, error)
@@ -78,23 +102,6 @@ type Store interface {
 	// buckets (users, clients, organisations), not for scanning one-time
 	// values.
 	ListKV(ctx context.Context, bucket, prefix string) ([]*KV, error)
-	// Ping reports whether the backend can serve requests.
-	Ping(ctx context.Context) error
-	// Close releases the backend. Writes acknowledged before Close are durable.
-	Close() error
-}
-
-// KV is one entry of the store's small key-value space, kept beside the
-// resources for node state that is not FHIR: accounts, clients, tokens,
-// one-time values, break-glass grants. Entries are not versioned history:
-// a write replaces the entry, and an expired entry is as good as absent
-// (backends remove expired entries lazily).
-type KV struct {
-	Bucket  string // a namespace, e.g. "users"; non-empty
-	Key     string // unique within the bucket; non-empty
-	Value   []byte
-	Version int64     // 1 when created, +1 per replacement; see Store.PutKV
-	Expires time.Time // the entry vanishes at this instant; zero for never
 }
 
 // Tx is a write transaction. Reads through it see the transaction's own
