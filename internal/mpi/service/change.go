@@ -224,6 +224,7 @@ func (c *change) commit(ctx context.Context) error {
 		_, err := c.s.eng.Bundle(ctx, fhir.Marshal(b), engineWrite)
 		c.s.stats.Write += time.Since(start)
 		c.s.stats.Writes++
+		c.s.stats.Wrote += len(entries)
 		if err != nil {
 			return err
 		}

@@ -152,11 +152,12 @@ func TestRegionLinkedThroughTheServer(t *testing.T) {
 	ls.Total -= caughtUp.Total
 	ls.Writes -= caughtUp.Writes
 	ls.Write -= caughtUp.Write
+	ls.Wrote -= caughtUp.Wrote
 	t.Logf("%d Patients created through the indexed engine: %v each on average (write and link), worst %v; without the index %v each, worst %v",
 		len(pats)-half, per.Round(time.Microsecond), worst.Round(time.Microsecond), plainPer.Round(time.Microsecond), plainWorst.Round(time.Microsecond))
-	t.Logf("linking alone (AfterWrite): %d Patients, %v each on average, worst %v; of which writing %d transactions %v each",
+	t.Logf("linking alone (AfterWrite): %d Patients, %v each on average, worst %v; of which writing %d transactions %v each (%.1f resources each)",
 		ls.Linked, (ls.Total / time.Duration(max(ls.Linked, 1))).Round(time.Microsecond), ls.Worst.Round(time.Microsecond),
-		ls.Writes, (ls.Write / time.Duration(max(ls.Writes, 1))).Round(time.Microsecond))
+		ls.Writes, (ls.Write / time.Duration(max(ls.Writes, 1))).Round(time.Microsecond), float64(ls.Wrote)/float64(max(ls.Writes, 1)))
 
 	found := map[string]string{}
 	for ref, key := range keyOf {

@@ -90,6 +90,7 @@ type Stats struct {
 	Worst  time.Duration // the longest single link decision
 	Write  time.Duration // of Total, the time in the transactions that wrote Persons, Patient.link and Tasks
 	Writes int           // those transactions
+	Wrote  int           // resources they wrote (Persons, Patients, Tasks)
 }
 
 // Stats returns the linking counters since Start.
