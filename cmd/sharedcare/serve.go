@@ -17,14 +17,16 @@ import (
 	"github.com/sharedcare/sharedcare/internal/auth"
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
+	mpiservice "github.com/sharedcare/sharedcare/internal/mpi/service"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 )
 
-// service is the engine plus the readiness of its store, which /readyz
-// reports.
+// service is the engine, the master patient index and the readiness of
+// the store, which /readyz reports.
 type service struct {
 	*engine.Engine
+	*mpiservice.Service
 	st store.Store
 }
 
@@ -86,8 +88,18 @@ func serveStore(ctx context.Context, cfg config.Config, st store.Store, log *slo
 	// The server-wide lenient default is applied by the API per request
 	// (api.writeOptions), so that a client's explicit handling=strict can
 	// still win over it; the engine therefore gets only what the API asks.
-	eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
-	handler := api.New(service{Engine: eng, st: st}, authority, cfg, log)
+	eng, index, err := mpiservice.Open(ctx, st, engine.Config{BaseURL: cfg.BaseURL}, mpiservice.Config{Log: log})
+	if err != nil {
+		return fmt.Errorf("start the master patient index: %w", err)
+	}
+	// Patients written without the index (import --data, or before a crash
+	// between a write and its link) are linked in the background.
+	go func() {
+		if _, err := index.CatchUp(ctx); err != nil && ctx.Err() == nil {
+			log.Error("mpi: catching up failed", "error", err)
+		}
+	}()
+	handler := api.New(service{Engine: eng, Service: index, st: st}, authority, cfg, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -46,7 +46,7 @@ func (e *Engine) capabilities() fhir.Object {
 			"searchParam":       params,
 			"searchInclude":     []any{"*"},
 			"searchRevInclude":  []any{"*"},
-			"operation":         operations(typ),
+			"operation":         e.operations(typ),
 		})
 	}
 	impl := fhir.Object{"description": "sharedcare FHIR R4 server"}
@@ -141,8 +141,9 @@ func (e *Engine) Validate(ctx context.Context, typ string, body []byte, o WriteO
 	return fhir.OutcomeOf(fhir.Issue{Severity: fhir.SeverityInformation, Code: "informational", Diagnostics: "the resource is valid"}), nil
 }
 
-// operations lists the operations of a resource type.
-func operations(typ string) []any {
+// operations lists the operations of a resource type: the engine's own and
+// those Config.Operations adds.
+func (e *Engine) operations(typ string) []any {
 	ops := []any{fhir.Object{
 		"name":       "validate",
 		"definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
@@ -152,6 +153,9 @@ func operations(typ string) []any {
 			"name":       "everything",
 			"definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
 		})
+	}
+	for _, op := range e.cfg.Operations[typ] {
+		ops = append(ops, fhir.Object{"name": op.Name, "definition": op.Definition})
 	}
 	return ops
 }

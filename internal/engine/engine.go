@@ -52,6 +52,17 @@ type Config struct {
 	MaxBundleEntries int              // 0 = default 10000
 	Now              func() time.Time // nil = time.Now
 	AfterWrite       AfterWrite       // nil = none; called after every committed write (hooks.go)
+	// Operations lists, by resource type, the operations that a layer
+	// around the engine serves (the master patient index's $match, $merge,
+	// $unmerge, $accept, $reject), so that the CapabilityStatement lists
+	// what the node answers and nothing more.
+	Operations map[string][]Operation
+}
+
+// Operation names an operation in the CapabilityStatement.
+type Operation struct {
+	Name       string // without the "$"
+	Definition string // canonical URL of its OperationDefinition
 }
 
 // DefaultMaxBundleEntries bounds a batch or transaction when Config leaves it 0.

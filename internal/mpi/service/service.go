@@ -139,6 +139,7 @@ func Open(ctx context.Context, st store.Store, ecfg engine.Config, cfg Config) (
 	}
 	s := New(st, cfg)
 	ecfg.AfterWrite = s.AfterWrite
+	ecfg.Operations = Operations()
 	eng := engine.New(st, ecfg)
 	if err := s.Start(ctx, eng); err != nil {
 		return nil, nil, err
@@ -566,4 +567,22 @@ func newID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// Operations are the operations the index serves, for the node's
+// CapabilityStatement (engine.Config.Operations). $match is FHIR R4's own;
+// the others are the index's, named in the project's namespace.
+func Operations() map[string][]engine.Operation {
+	const ours = "https://fhir.sharedcare.dev/OperationDefinition/"
+	return map[string][]engine.Operation{
+		"Patient": {
+			{Name: "match", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-match"},
+			{Name: "merge", Definition: ours + "Patient-merge"},
+			{Name: "unmerge", Definition: ours + "Patient-unmerge"},
+		},
+		"Task": {
+			{Name: "accept", Definition: ours + "Task-accept"},
+			{Name: "reject", Definition: ours + "Task-reject"},
+		},
+	}
 }
