@@ -1,0 +1,616 @@
+// Package access decides who may see and change what in the shared care
+// record (issue 6). It reads the policy (package policy: roles, data
+// categories, information sharing agreements, proxy levels, time limits),
+// the facts in the data (organisations and their types, care relationships,
+// Consent resources) and the caller's SMART scopes, and compiles its
+// decision into a store.Filter that the engine applies inside every
+// database query (engine.WithAccess), so that what is withheld cannot leak
+// through a count, an include, a chain, a page boundary or a status code.
+//
+// Break-glass grants, self-claimed relationships and the alerts they raise
+// are kept in the store's key-value space, not as FHIR resources: they are
+// access-control state with an expiry, and keeping them out of the
+// resource tables keeps them out of every search and $everything.
+//
+// docs/ACCESS.md explains the model in plain words.
+package access
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sharedcare/sharedcare/internal/auth"
+	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/store"
+)
+
+// refresh bounds how long facts read from the data are reused without a
+// look at the store: a write elsewhere (another process sharing the store)
+// to a relationship or consent is seen within this time, and at once after
+// any write to the store (the write sequence is checked on every request).
+const refresh = 10 * time.Second
+
+// Decider makes access decisions. It is safe for concurrent use.
+type Decider struct {
+	st  store.Store
+	pol *Policy
+	now func() time.Time
+
+	kvGen atomic.Int64 // bumped by each break-glass or self-claim made here
+	mu    sync.Mutex
+	facts *facts
+	users map[string]*userClaims // per user, valid for one facts value
+}
+
+type userClaims struct {
+	gen        int64
+	taken      time.Time
+	breakGlass []string // Patient ids (with linked records)
+	selfClaims []string
+}
+
+// New returns a Decider enforcing pol over the data in st.
+func New(st store.Store, pol *Policy) *Decider {
+	return &Decider{st: st, pol: pol, now: time.Now, users: map[string]*userClaims{}}
+}
+
+// SetClock replaces the clock (tests of expiry and grace periods).
+func (d *Decider) SetClock(now func() time.Time) {
+	d.mu.Lock()
+	d.now = now
+	d.facts = nil
+	d.users = map[string]*userClaims{}
+	d.mu.Unlock()
+}
+
+// Policy returns the policy being enforced.
+func (d *Decider) Policy() *Policy { return d.pol }
+
+// Caller is who is asking, in the access model's terms.
+type Caller struct {
+	Kind    auth.Kind
+	User    string // the subject
+	Org     string // ODS code
+	Role    string // a role of the policy
+	Scopes  Scopes
+	Patient string // for a patient: their Patient id; for a proxy: their RelatedPerson id
+	Proxy   bool
+}
+
+// CallerOf maps a verified principal to a Caller. Patients and proxies are
+// KindPatient principals whose Subject is "Patient/<id>" (the person) or
+// "RelatedPerson/<id>" (a proxy); anything else of that kind is refused.
+func CallerOf(p *auth.Principal) (*Caller, error) {
+	if p == nil {
+		return nil, fhir.Errorf(fhir.EUnauthorized, "", "authentication required")
+	}
+	c := &Caller{Kind: p.Kind, User: p.Subject, Org: p.Organisation, Role: p.Role}
+	switch p.Kind {
+	case auth.KindAdmin:
+	case auth.KindUser:
+		if p.Role == "patient" || p.Role == "system" || p.Organisation == "" {
+			return nil, forbidden("a user needs a role at an organisation")
+		}
+		c.Scopes = GrantedScopes("user", p.Scopes)
+	case auth.KindSystem:
+		if p.Organisation == "" {
+			return nil, forbidden("a system client needs an organisation")
+		}
+		c.Role = "system"
+		c.Scopes = GrantedScopes("system", p.Scopes)
+	case auth.KindPatient:
+		c.Role = "patient"
+		c.Org = ""
+		if id, ok := strings.CutPrefix(p.Subject, "Patient/"); ok && id != "" {
+			c.Patient = id
+		} else if id, ok := strings.CutPrefix(p.Subject, "RelatedPerson/"); ok && id != "" {
+			c.Patient, c.Proxy = id, true
+		} else {
+			return nil, forbidden("a patient token must name a Patient or RelatedPerson")
+		}
+		c.Scopes = GrantedScopes("patient", p.Scopes)
+	default:
+		return nil, forbidden("unknown kind of caller")
+	}
+	return c, nil
+}
+
+func forbidden(format string, args ...any) error {
+	return fhir.Errorf(fhir.EForbidden, "", format, args...)
+}
+
+// current returns facts valid for this request: reused while the store's
+// write sequence is unchanged (or changed only by writes of types the facts
+// do not depend on) and younger than refresh.
+func (d *Decider) current(ctx context.Context) (*facts, time.Time, error) {
+	d.mu.Lock()
+	f, now := d.facts, d.now()
+	d.mu.Unlock()
+	hist, err := d.st.History(ctx, store.HistoryQuery{Count: 1})
+	if err != nil {
+		return nil, now, err
+	}
+	var seq int64
+	if len(hist) > 0 {
+		seq = hist[0].Seq
+	}
+	if f != nil && now.Sub(f.taken) < refresh && f.seq != seq && d.onlyIrrelevant(ctx, f.seq, seq) {
+		d.mu.Lock()
+		if d.facts == f {
+			g := *f
+			g.seq = seq
+			d.facts = &g
+			f = &g
+		}
+		d.mu.Unlock()
+	}
+	if f != nil && f.seq == seq && now.Sub(f.taken) < refresh {
+		return f, now, nil
+	}
+	nf, err := loadFacts(ctx, d.st, seq, now)
+	if err != nil {
+		return nil, now, err
+	}
+	d.mu.Lock()
+	d.facts = nf
+	d.users = map[string]*userClaims{}
+	d.mu.Unlock()
+	return nf, now, nil
+}
+
+// onlyIrrelevant reports whether every write after seq up to latest was of
+// a type the facts do not depend on (an Observation, say), looking at no
+// more than the last 100 writes.
+func (d *Decider) onlyIrrelevant(ctx context.Context, seq, latest int64) bool {
+	vs, err := d.st.History(ctx, store.HistoryQuery{Count: 100})
+	if err != nil {
+		return false
+	}
+	for _, v := range vs {
+		if v.Seq <= seq {
+			return true
+		}
+		if relevantTypes[v.Type] {
+			return false
+		}
+	}
+	return false
+}
+
+// related returns the organisation's related Patient ids, computed once per
+// facts value.
+func (d *Decider) related(ctx context.Context, f *facts, org string, now time.Time) ([]string, error) {
+	d.mu.Lock()
+	ids, ok := f.related[org]
+	d.mu.Unlock()
+	if ok {
+		return ids, nil
+	}
+	ids, err := relatedTo(ctx, d.st, org, now, d.pol.RelationshipGrace)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	f.related[org] = ids
+	d.mu.Unlock()
+	return ids, nil
+}
+
+// claimsOf returns the user's live break-glass grants and self-claims.
+func (d *Decider) claimsOf(ctx context.Context, user string, now time.Time) (*userClaims, error) {
+	gen := d.kvGen.Load()
+	d.mu.Lock()
+	u := d.users[user]
+	d.mu.Unlock()
+	if u != nil && u.gen == gen && now.Sub(u.taken) < refresh {
+		return u, nil
+	}
+	u = &userClaims{gen: gen, taken: now}
+	for _, b := range []struct {
+		bucket string
+		into   *[]string
+	}{{bucketBreakGlass, &u.breakGlass}, {bucketSelfClaim, &u.selfClaims}} {
+		cs, err := claims(ctx, d.st, b.bucket, user)
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		for _, c := range cs {
+			if now.Before(c.Expires) {
+				ids = append(ids, c.Patient)
+			}
+		}
+		if len(ids) > 0 {
+			if ids, err = linked(ctx, d.st, ids); err != nil {
+				return nil, err
+			}
+		}
+		*b.into = ids
+	}
+	d.mu.Lock()
+	d.users[user] = u
+	d.mu.Unlock()
+	return u, nil
+}
+
+// isWrite reports whether op changes data (create, update, delete).
+func isWrite(op rune) bool { return op == OpCreate || op == OpUpdate || op == OpDelete }
+
+// Filter returns the access filter for the caller's interaction op (one of
+// the SMART letters c, r, u, d, s). It is nil only for the node operator;
+// a caller allowed nothing gets a filter with no grants, which hides
+// everything. For c, u and d it is the set of resources the caller may
+// change.
+func (d *Decider) Filter(ctx context.Context, c *Caller, op rune) (*store.Filter, error) {
+	if c.Kind == auth.KindAdmin {
+		return nil, nil
+	}
+	f, now, err := d.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind == auth.KindPatient {
+		return d.patientFilter(ctx, f, c, op)
+	}
+	role := d.pol.Roles[c.Role]
+	if role == nil {
+		return &store.Filter{}, nil
+	}
+	cats := role.Read
+	if isWrite(op) {
+		cats = role.Write
+	}
+	types := c.Scopes.Filter(d.pol.types(cats), op)
+	out := &store.Filter{}
+	if dir := intersectSorted(types, d.pol.Categories["directory"]); len(dir) > 0 && !isWrite(op) {
+		out.Grants = append(out.Grants, store.Grant{NoPatient: true, Types: dir})
+	}
+	if len(types) == 0 {
+		return out, nil
+	}
+	related, err := d.related(ctx, f, c.Org, now)
+	if err != nil {
+		return nil, err
+	}
+	uc, err := d.claimsOf(ctx, c.User, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(uc.selfClaims) > 0 {
+		related = mergeSorted(related, uc.selfClaims)
+	}
+	glass := uc.breakGlass
+	if !role.BreakGlass || isWrite(op) {
+		glass = nil // break-glass is for reading, by roles that may use it
+	}
+	// People without any consent restriction and without break-glass share
+	// one set of grants; the others are grouped by their restrictions.
+	groups := map[string][]string{}
+	var plain []string
+	inGlass := setOf(glass)
+	for _, id := range mergeSorted(related, glass) {
+		switch {
+		case inGlass[id]:
+			groups["break-glass"] = append(groups["break-glass"], id)
+		case f.consents[id] != nil:
+			k := f.consents[id].key()
+			groups[k] = append(groups[k], id)
+		default:
+			plain = append(plain, id)
+		}
+	}
+	if len(plain) > 0 {
+		out.Grants = append(out.Grants, d.grants(f, c, role, types, plain, nil, false, isWrite(op))...)
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		ids := groups[k]
+		out.Grants = append(out.Grants, d.grants(f, c, role, types, ids, f.consents[ids[0]], k == "break-glass", isWrite(op))...)
+	}
+	return out, nil
+}
+
+// grants builds the grants for one group of people: the viewer's own
+// organisation's records, then one grant per sharing agreement that covers
+// the viewer's organisation type, narrowed by the people's consent or
+// widened by break-glass.
+func (d *Decider) grants(f *facts, c *Caller, role *Role, types, patients []string, consent *consentRules, glass, write bool) []store.Grant {
+	var gs []store.Grant
+	own := store.Grant{Patients: patients, Types: without(types, d.pol.Categories["directory"]), Sources: []string{Source(c.Org)}, DenyLabels: labels(without(AllLabels, role.Labels))}
+	if len(own.Types) > 0 {
+		gs = append(gs, own)
+	}
+	if (consent != nil && consent.objection && !glass) || write {
+		// An objection to sharing leaves only the viewer's own records;
+		// and an organisation changes only its own records.
+		return gs
+	}
+	viewerType := f.orgType[c.Org]
+	for _, s := range d.pol.Shares {
+		if s.Purpose != "direct-care" || !slices.Contains(s.To, viewerType) {
+			continue
+		}
+		cats := s.Categories
+		if consent != nil && !glass {
+			cats = without(cats, consent.categories)
+		}
+		t := without(intersectSorted(types, d.pol.types(cats)), d.pol.Categories["directory"])
+		if consent != nil && !glass {
+			for _, wc := range consent.categories {
+				t = without(t, d.pol.Categories[wc])
+			}
+		}
+		var sources []string
+		for _, ft := range s.From {
+			for _, ods := range f.orgsByType[ft] {
+				if ods == c.Org || (consent != nil && !glass && slices.Contains(consent.orgs, ods)) {
+					continue
+				}
+				sources = append(sources, Source(ods))
+			}
+		}
+		if len(t) == 0 || len(sources) == 0 {
+			continue
+		}
+		allowed := intersectSorted(role.Labels, s.Labels)
+		if glass {
+			allowed = role.Labels // break-glass lifts category labels, never V
+		}
+		deny := labels(mergeSorted(without(AllLabels, allowed), []string{"V"}))
+		gs = append(gs, store.Grant{Patients: patients, Types: t, Sources: sources, DenyLabels: deny})
+	}
+	return gs
+}
+
+// patientFilter is the filter of a person looking at their own record, or
+// of a proxy at the records of the people who named them.
+func (d *Decider) patientFilter(ctx context.Context, f *facts, c *Caller, op rune) (*store.Filter, error) {
+	out := &store.Filter{}
+	role := d.pol.Roles["patient"]
+	if !c.Proxy {
+		cats := role.Read
+		if isWrite(op) {
+			cats = role.Write
+		}
+		types := c.Scopes.Filter(d.pol.types(cats), op)
+		if dir := intersectSorted(types, d.pol.Categories["directory"]); len(dir) > 0 && !isWrite(op) {
+			out.Grants = append(out.Grants, store.Grant{NoPatient: true, Types: dir})
+		}
+		ids, err := linked(ctx, d.st, []string{c.Patient})
+		if err != nil {
+			return nil, err
+		}
+		if t := without(types, d.pol.Categories["directory"]); len(t) > 0 {
+			// V-labelled records never leave their organisation, not even
+			// to the person (a domestic abuse flag must not reach the
+			// abuser who may hold the person's phone).
+			out.Grants = append(out.Grants, store.Grant{Patients: ids, Types: t, DenyLabels: labels(mergeSorted(without(AllLabels, role.Labels), []string{"V"}))})
+		}
+		return out, nil
+	}
+	if isWrite(op) {
+		return out, nil // proxies read only
+	}
+	var dir []string
+	for _, g := range f.proxies[c.Patient] {
+		types := c.Scopes.Filter(d.pol.types(d.pol.Proxy[g.level]), op)
+		dir = mergeSorted(dir, intersectSorted(types, d.pol.Categories["directory"]))
+		if t := without(types, d.pol.Categories["directory"]); len(t) > 0 {
+			// Proxies never see labelled records.
+			out.Grants = append(out.Grants, store.Grant{Patients: g.patients, Types: t, DenyLabels: labels(AllLabels)})
+		}
+	}
+	if len(dir) > 0 {
+		out.Grants = append(out.Grants, store.Grant{NoPatient: true, Types: dir})
+	}
+	return out, nil
+}
+
+// CheckWrite decides whether the caller may write (op c, u or d) a resource
+// of type typ belonging to the given Patient compartments (none for a
+// resource outside every person's record). newRecord says the resource
+// starts a new person's record (a new Patient, or a resource about one a
+// bundle creates), which is nobody's yet: the role and scopes decide. It
+// does not look at the resource's current version: the caller reads that
+// under Filter(op).
+func (d *Decider) CheckWrite(ctx context.Context, c *Caller, op rune, typ string, patients []string, newRecord bool) error {
+	if c.Kind == auth.KindAdmin {
+		return nil
+	}
+	if newRecord && len(patients) == 0 {
+		if role := d.pol.Roles[c.Role]; role != nil && c.Kind != auth.KindPatient && c.Scopes.Allows(typ, op) && slices.Contains(d.pol.types(role.Write), typ) {
+			return nil
+		}
+		return forbidden("you may not %s this %s", opName(op), typ)
+	}
+	f, err := d.Filter(ctx, c, op)
+	if err != nil {
+		return err
+	}
+	for _, g := range f.Grants {
+		if g.NoPatient != (len(patients) == 0 && !newRecord) || !slices.Contains(g.Types, typ) {
+			continue
+		}
+		if g.Sources != nil && (c.Org == "" || !slices.Contains(g.Sources, Source(c.Org))) {
+			continue // a write is always the writer's own organisation's record
+		}
+		ok := true
+		for _, p := range patients {
+			ok = ok && slices.Contains(g.Patients, p)
+		}
+		if ok {
+			return nil
+		}
+	}
+	return forbidden("you may not %s this %s", opName(op), typ)
+}
+
+func opName(op rune) string {
+	switch op {
+	case OpCreate:
+		return "create"
+	case OpUpdate:
+		return "update"
+	case OpDelete:
+		return "delete"
+	}
+	return "change"
+}
+
+// Reason codes (HL7 v3 ActReason) accepted for break-glass and self-claims.
+var (
+	BreakGlassReasons = []string{"ETREAT", "BTG", "PATSFTY"}
+	SelfClaimReasons  = []string{"TREAT", "ETREAT", "CAREMGT", "COC"}
+)
+
+// BreakGlass grants the caller emergency access to the person whose
+// Patient id is patient, for the policy's break-glass duration, and raises
+// an alert for the privacy officer that the person can see too. Only users
+// whose role allows it may; patients, proxies and systems never.
+func (d *Decider) BreakGlass(ctx context.Context, c *Caller, patient, reason, text string) (time.Time, error) {
+	if c.Kind != auth.KindUser || d.pol.Roles[c.Role] == nil || !d.pol.Roles[c.Role].BreakGlass {
+		return time.Time{}, forbidden("your role may not break glass")
+	}
+	if !slices.Contains(BreakGlassReasons, reason) || strings.TrimSpace(text) == "" {
+		return time.Time{}, fhir.Invalid("", "break-glass needs a reason code (%s) and a free-text reason", strings.Join(BreakGlassReasons, ", "))
+	}
+	return d.claim(ctx, c, bucketBreakGlass, "break-glass", patient, reason, text, d.pol.BreakGlassDuration)
+}
+
+// SelfClaim records that the caller has a care relationship with the person
+// that the data does not show yet (a patient who walks in), for the
+// policy's self-claim duration, and raises an alert.
+func (d *Decider) SelfClaim(ctx context.Context, c *Caller, patient, reason, text string) (time.Time, error) {
+	if c.Kind != auth.KindUser || d.pol.Roles[c.Role] == nil || !d.pol.Roles[c.Role].SelfClaim {
+		return time.Time{}, forbidden("your role may not claim a relationship")
+	}
+	if !slices.Contains(SelfClaimReasons, reason) {
+		return time.Time{}, fhir.Invalid("", "a self-claimed relationship needs a reason code (%s)", strings.Join(SelfClaimReasons, ", "))
+	}
+	return d.claim(ctx, c, bucketSelfClaim, "self-claim", patient, reason, text, d.pol.SelfClaimDuration)
+}
+
+func (d *Decider) claim(ctx context.Context, c *Caller, bucket, kind, patient, reason, text string, dur time.Duration) (time.Time, error) {
+	if patient == "" || strings.ContainsRune(patient, '|') {
+		return time.Time{}, fhir.Invalid("", "a Patient id is needed")
+	}
+	if len(text) > 1000 {
+		return time.Time{}, fhir.Invalid("", "the reason text is longer than 1000 characters")
+	}
+	d.mu.Lock()
+	now := d.now()
+	d.mu.Unlock()
+	cl := claim{User: c.User, Org: c.Org, Role: c.Role, Patient: patient, Reason: reason, Text: text, At: now, Expires: now.Add(dur), Kind: kind}
+	v, _ := json.Marshal(cl)
+	if err := d.st.PutKV(ctx, &store.KV{Bucket: bucket, Key: c.User + "|" + patient, Value: v, Expires: cl.Expires}); err != nil {
+		return time.Time{}, err
+	}
+	ids, err := linked(ctx, d.st, []string{patient})
+	if err != nil {
+		return time.Time{}, err
+	}
+	// One alert under every record of the person, so that whichever
+	// record they look from, they see it.
+	for _, id := range ids {
+		key := id + "|" + now.UTC().Format("20060102T150405.000000000") + "|" + c.User
+		if err := d.st.PutKV(ctx, &store.KV{Bucket: bucketAlerts, Key: key, Value: v}); err != nil {
+			return time.Time{}, err
+		}
+	}
+	d.kvGen.Add(1)
+	return cl.Expires, nil
+}
+
+// Alert is a break-glass or self-claim, as shown to a privacy officer or
+// to the person.
+type Alert struct {
+	Kind    string    `json:"kind"`
+	User    string    `json:"user"`
+	Org     string    `json:"org"`
+	Role    string    `json:"role"`
+	Patient string    `json:"patient"`
+	Reason  string    `json:"reason"`
+	Text    string    `json:"text,omitempty"`
+	At      time.Time `json:"at"`
+	Expires time.Time `json:"expires"`
+}
+
+// Alerts lists alerts: every alert for a privacy officer, the person's own
+// for a patient (not for a proxy); anyone else is refused.
+func (d *Decider) Alerts(ctx context.Context, c *Caller) ([]Alert, error) {
+	prefix := ""
+	switch {
+	case c.Kind == auth.KindAdmin || (c.Kind == auth.KindUser && c.Role == "privacy-officer"):
+	case c.Kind == auth.KindPatient && !c.Proxy:
+		prefix = c.Patient + "|"
+	default:
+		return nil, forbidden("only a privacy officer or the person may see access alerts")
+	}
+	kvs, err := d.st.ListKV(ctx, bucketAlerts, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []Alert
+	for _, kv := range kvs {
+		var a Alert
+		if json.Unmarshal(kv.Value, &a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// Set helpers over sorted string lists.
+
+func labels(codes []string) []store.Label {
+	out := make([]store.Label, 0, len(codes))
+	for _, c := range codes {
+		out = append(out, store.Label{System: labelSystem(c), Code: c})
+	}
+	return out
+}
+
+func intersectSorted(a, b []string) []string {
+	in := setOf(b)
+	out := []string{}
+	for _, s := range a {
+		if in[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func without(a, b []string) []string {
+	in := setOf(b)
+	out := []string{}
+	for _, s := range a {
+		if !in[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func setOf(l []string) map[string]bool {
+	m := make(map[string]bool, len(l))
+	for _, s := range l {
+		m[s] = true
+	}
+	return m
+}
+
+func mergeSorted(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
