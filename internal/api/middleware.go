@@ -128,6 +128,12 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 			st.principal = p
 			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+			// Authorisation next (access.go): every request is decided and
+			// the decision travels as the engine's access filter.
+			var ok bool
+			if r, ok = h.authorize(w, r, p); !ok {
+				return
+			}
 		}
 		if r.URL.RawQuery != "" {
 			q, err := url.ParseQuery(r.URL.RawQuery)

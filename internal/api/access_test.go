@@ -1,0 +1,566 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sharedcare/sharedcare/internal/access"
+	"github.com/sharedcare/sharedcare/internal/access/accesstest"
+	"github.com/sharedcare/sharedcare/internal/api"
+	"github.com/sharedcare/sharedcare/internal/auth"
+	"github.com/sharedcare/sharedcare/internal/config"
+	"github.com/sharedcare/sharedcare/internal/engine"
+	"github.com/sharedcare/sharedcare/internal/store"
+	"github.com/sharedcare/sharedcare/internal/store/backend"
+	"github.com/sharedcare/sharedcare/policy"
+)
+
+// accessNode is a node with access control on, loaded with the fixture.
+type accessNode struct {
+	*node
+	dec    *access.Decider
+	tokens map[string]string // caller name -> "Bearer ..."
+	all    []accesstest.Resource
+}
+
+func startAccessNode(t testing.TB, st store.Store) *accessNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Addr = ln.Addr().String()
+	cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
+	cfg.DataDir = t.TempDir()
+	cfg.MaxBodyBytes = testMaxBody
+	a, err := auth.Load(context.Background(), st, cfg.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
+	all := accesstest.Load(t, eng, time.Now())
+	pol, err := access.ParsePolicy(policy.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := access.New(st, pol)
+	h := api.NewWithAccess(service{eng, st}, a, dec, cfg, nil)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	admin, err := a.IssueAdmin(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &accessNode{node: &node{url: srv.URL, base: srv.URL + "/fhir", token: admin, st: st, auth: a, handler: h}, dec: dec, tokens: map[string]string{}, all: all}
+	for name, p := range accesstest.Callers {
+		tok, err := a.Issue(p, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.tokens[name] = "Bearer " + tok
+	}
+	return n
+}
+
+// get fetches path as caller and returns the status and decoded body.
+func (n *accessNode) get(t testing.TB, caller, path string) (int, map[string]any) {
+	t.Helper()
+	resp, body := n.do(t, scenario{Method: "GET", Path: path, Token: n.tokens[caller]})
+	var o map[string]any
+	if err := json.Unmarshal(body, &o); err != nil {
+		t.Fatalf("GET %s: body is not JSON: %s", path, trim(body))
+	}
+	return resp.StatusCode, o
+}
+
+// bundleRefs returns "Type/id" of every entry of a searchset, following
+// next links, and the first page's total (-1 when absent).
+func (n *accessNode) bundleRefs(t testing.TB, caller, path string) ([]string, int) {
+	t.Helper()
+	var refs []string
+	total := -1
+	for page := 0; path != "" && page < 50; page++ {
+		status, b := n.get(t, caller, path)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s as %s: status %d: %v", path, caller, status, b)
+		}
+		if tot, ok := b["total"].(float64); ok && page == 0 {
+			total = int(tot)
+		}
+		entries, _ := b["entry"].([]any)
+		for _, e := range entries {
+			r, _ := e.(map[string]any)["resource"].(map[string]any)
+			if r["resourceType"] == "OperationOutcome" {
+				continue
+			}
+			refs = append(refs, fmt.Sprint(r["resourceType"], "/", r["id"]))
+		}
+		path = ""
+		links, _ := b["link"].([]any)
+		for _, l := range links {
+			lm := l.(map[string]any)
+			if lm["relation"] == "next" {
+				path = strings.TrimPrefix(lm["url"].(string), n.url)
+			}
+		}
+	}
+	slices.Sort(refs)
+	return slices.Compact(refs), total
+}
+
+var orgRefs = []string{"Organization/Z90001", "Organization/Z90002", "Organization/RZ9", "Organization/RZ8", "Organization/RZ6", "Organization/VZN01", "Organization/Z9A", "Organization/FZ901"}
+
+func ids(typ string, list ...string) []string {
+	out := make([]string, len(list))
+	for i, id := range list {
+		out[i] = typ + "/" + id
+	}
+	return out
+}
+
+func join(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+func remove(from []string, drop ...string) []string {
+	return slices.DeleteFunc(slices.Clone(from), func(s string) bool { return slices.Contains(drop, s) })
+}
+
+var (
+	aliceProxies  = ids("RelatedPerson", "rp-appt", "rp-meds", "rp-summary", "rp-full")
+	aliceConsents = ids("Consent", "consent-rp-appt", "consent-rp-meds", "consent-rp-summary", "consent-rp-full")
+	gpClinician   = join(orgRefs,
+		ids("Patient", "alice", "bob", "carol", "erin", "alice-rz9", "alice-rz8", "carol-rz9", "erin-rz9", "erin-vzn", "erin-z9a"),
+		ids("Condition", "alice-cond", "alice-psy", "alice-sdv", "bob-cond", "erin-psy", "alice-rz9-hiv", "alice-rz8-psy"),
+		[]string{"Flag/alice-dv", "Appointment/alice-appt", "ServiceRequest/alice-sr-pharm", "CarePlan/erin-vzn-plan", "EpisodeOfCare/erin-z9a-eoc"},
+		ids("MedicationRequest", "alice-med", "carol-med", "erin-med", "erin-rz9-med"),
+		ids("Observation", "alice-obs", "erin-obs", "alice-rz9-obs", "carol-rz9-obs", "erin-rz9-obs"),
+		ids("Encounter", "alice-rz9-enc", "carol-rz9-enc", "alice-rz8-enc"),
+		aliceProxies, aliceConsents, ids("Consent", "bob-objection", "carol-withhold"))
+	acuteClinician = join(orgRefs,
+		ids("Patient", "alice-rz9", "bob-rz9", "carol-rz9", "gina-rz9", "alice", "carol", "alice-rz8"),
+		ids("Encounter", "alice-rz9-enc", "bob-rz9-enc", "carol-rz9-enc", "gina-rz9-enc", "alice-rz8-enc"),
+		ids("Observation", "alice-rz9-obs", "bob-rz9-obs", "carol-rz9-obs", "gina-rz9-obs", "alice-obs"),
+		ids("Condition", "alice-rz9-hiv", "alice-rz9-sdv", "alice-cond", "alice-psy", "alice-rz8-psy"),
+		ids("MedicationRequest", "carol-rz9-med", "alice-med"),
+		[]string{"Appointment/alice-appt", "ServiceRequest/alice-sr-pharm", "Consent/carol-withhold"},
+		aliceProxies, aliceConsents)
+	aliceRecords = join(ids("Patient", "alice", "alice-rz9", "alice-rz8"))
+)
+
+// visibility is the hand-written answer to "what may this caller see of
+// the fixture": everything listed and nothing else. Each line follows from
+// the policy (docs/ACCESS.md): role categories and labels, the care
+// relationships in the data, the sharing agreements and the consents.
+var visibility = map[string][]string{
+	"gp-clinician": gpClinician,
+	// A nurse sees what the clinician sees except V/SDV records and
+	// consents (not in the nurse's categories).
+	"gp-nurse": remove(gpClinician, "Flag/alice-dv", "Condition/alice-sdv", "Consent/bob-objection", "Consent/carol-withhold",
+		"Consent/consent-rp-appt", "Consent/consent-rp-meds", "Consent/consent-rp-summary", "Consent/consent-rp-full"),
+	// Demographics and appointments only.
+	"gp-clerk": join(orgRefs, ids("Patient", "alice", "bob", "carol", "erin", "alice-rz9", "alice-rz8", "carol-rz9", "erin-rz9", "erin-vzn", "erin-z9a"),
+		[]string{"Appointment/alice-appt"}, aliceProxies),
+	"gp-privacy": join(orgRefs, ids("Patient", "alice", "bob", "carol", "erin", "alice-rz9", "alice-rz8", "carol-rz9", "erin-rz9", "erin-vzn", "erin-z9a"),
+		aliceProxies, aliceConsents, ids("Consent", "bob-objection", "carol-withhold")),
+	// Scopes user/Patient.rs and user/Observation.read: nothing else.
+	"gp-scoped": join(ids("Patient", "alice", "bob", "carol", "erin", "alice-rz9", "alice-rz8", "carol-rz9", "erin-rz9", "erin-vzn", "erin-z9a"),
+		ids("Observation", "alice-obs", "erin-obs", "alice-rz9-obs", "carol-rz9-obs", "erin-rz9-obs")),
+	"gp2-clinician":   join(orgRefs, []string{"Patient/dave", "Condition/dave-cond", "Flag/dave-dv"}),
+	"acute-clinician": acuteClinician,
+	// A system has no V and no SDV.
+	"acute-system": remove(acuteClinician, "Condition/alice-rz9-sdv"),
+	"mh-clinician": join(orgRefs, aliceRecords, ids("Encounter", "alice-rz8-enc", "alice-rz9-enc"),
+		ids("Condition", "alice-rz8-psy", "alice-rz8-eth", "alice-cond", "alice-psy", "alice-rz9-hiv"),
+		ids("Observation", "alice-obs", "alice-rz9-obs"), []string{"MedicationRequest/alice-med", "Appointment/alice-appt", "ServiceRequest/alice-sr-pharm"},
+		aliceProxies, aliceConsents),
+	// No relationship with anyone: the directory only.
+	"paramedic":     orgRefs,
+	"care-worker":   join(orgRefs, ids("Patient", "erin", "erin-vzn", "erin-z9a", "erin-rz9"), []string{"CarePlan/erin-vzn-plan", "EpisodeOfCare/erin-z9a-eoc"}, ids("MedicationRequest", "erin-med", "erin-rz9-med")),
+	"social-worker": join(orgRefs, ids("Patient", "erin", "erin-vzn", "erin-z9a", "erin-rz9"), []string{"CarePlan/erin-vzn-plan", "EpisodeOfCare/erin-z9a-eoc"}),
+	"pharmacist":    join(orgRefs, []string{"Patient/alice", "Condition/alice-cond", "MedicationRequest/alice-med"}, aliceProxies),
+	// The person sees their whole record but the V-labelled flag.
+	"alice": join(orgRefs, aliceRecords, ids("Condition", "alice-cond", "alice-psy", "alice-sdv", "alice-rz9-hiv", "alice-rz9-sdv", "alice-rz8-psy", "alice-rz8-eth"),
+		[]string{"MedicationRequest/alice-med", "Observation/alice-obs", "Observation/alice-rz9-obs", "Appointment/alice-appt", "ServiceRequest/alice-sr-pharm"},
+		ids("Encounter", "alice-rz9-enc", "alice-rz8-enc"), aliceProxies, aliceConsents),
+	"dave":          join(orgRefs, []string{"Patient/dave", "Condition/dave-cond"}),
+	"proxy-appt":    join(orgRefs, aliceRecords, aliceProxies, []string{"Appointment/alice-appt"}),
+	"proxy-meds":    join(orgRefs, aliceRecords, aliceProxies, []string{"Appointment/alice-appt", "MedicationRequest/alice-med"}),
+	"proxy-summary": join(orgRefs, aliceRecords, aliceProxies, []string{"Appointment/alice-appt", "MedicationRequest/alice-med", "Condition/alice-cond"}),
+	"proxy-full": join(orgRefs, aliceRecords, aliceProxies, []string{"Appointment/alice-appt", "MedicationRequest/alice-med", "Condition/alice-cond",
+		"Observation/alice-obs", "Observation/alice-rz9-obs", "ServiceRequest/alice-sr-pharm", "Encounter/alice-rz9-enc", "Encounter/alice-rz8-enc"}),
+}
+
+// TestAccessMatrix is the matrix of issue 6: every caller (roles at
+// organisations of every type, with and without relationships, patients,
+// proxies, a system, a narrowly scoped app) against every resource of the
+// fixture (labels, consents, agreements, ended and open episodes), by
+// read, search with _total and paging, _revinclude, chain, _has,
+// $everything and history. Each row asserts what must appear and that
+// nothing else does.
+func TestAccessMatrix(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startAccessNode(t, b.Open(t))
+			if len(visibility) != len(accesstest.Callers) {
+				t.Fatalf("visibility lists %d callers, the fixture has %d", len(visibility), len(accesstest.Callers))
+			}
+			rows := 0
+			callers := make([]string, 0, len(visibility))
+			for c := range visibility {
+				callers = append(callers, c)
+			}
+			slices.Sort(callers)
+			for _, caller := range callers {
+				visible := visibility[caller]
+				sees := func(ref string) bool { return slices.Contains(visible, ref) }
+				of := func(typ string) []string {
+					var out []string
+					for _, r := range visible {
+						if strings.HasPrefix(r, typ+"/") {
+							out = append(out, r)
+						}
+					}
+					slices.Sort(out)
+					return out
+				}
+				// read: every resource, 200 when visible, else the 404 of a missing one.
+				for _, r := range n.all {
+					rows++
+					t.Run(caller+"/read/"+r.Ref(), func(t *testing.T) {
+						status, body := n.get(t, caller, "/fhir/"+r.Ref())
+						want := http.StatusNotFound
+						if sees(r.Ref()) {
+							want = http.StatusOK
+						}
+						if status != want {
+							t.Fatalf("status %d, want %d", status, want)
+						}
+						if want == http.StatusNotFound {
+							_, missing := n.get(t, caller, "/fhir/"+r.Type+"/no-such-id")
+							got, _ := json.Marshal(body)
+							exp, _ := json.Marshal(missing)
+							if string(got) != strings.ReplaceAll(string(exp), "no-such-id", r.ID) {
+								t.Errorf("a withheld read says %s; a missing one %s", got, exp)
+							}
+						}
+					})
+				}
+				rows++
+				t.Run(caller+"/search Condition with _total and paging", func(t *testing.T) {
+					got, total := n.bundleRefs(t, caller, "/fhir/Condition?_total=accurate&_count=2")
+					if want := of("Condition"); !slices.Equal(got, want) {
+						t.Errorf("got %v, want %v", got, want)
+					}
+					if total != len(of("Condition")) {
+						t.Errorf("_total %d, want %d", total, len(of("Condition")))
+					}
+				})
+				rows++
+				t.Run(caller+"/_summary=count", func(t *testing.T) {
+					_, total := n.bundleRefs(t, caller, "/fhir/Observation?_summary=count")
+					if total != len(of("Observation")) {
+						t.Errorf("total %d, want %d", total, len(of("Observation")))
+					}
+				})
+				rows++
+				t.Run(caller+"/search Patient with _revinclude", func(t *testing.T) {
+					got, _ := n.bundleRefs(t, caller, "/fhir/Patient?_revinclude=Observation:subject&_count=100")
+					want := join(of("Patient"), of("Observation"))
+					slices.Sort(want)
+					if !slices.Equal(got, want) {
+						t.Errorf("got %v, want %v", got, want)
+					}
+				})
+				rows++
+				t.Run(caller+"/chain", func(t *testing.T) {
+					got, _ := n.bundleRefs(t, caller, "/fhir/Observation?subject:Patient.family=alice")
+					var want []string
+					for obs, subj := range map[string]string{"Observation/alice-obs": "Patient/alice", "Observation/alice-rz9-obs": "Patient/alice-rz9"} {
+						if sees(obs) && sees(subj) {
+							want = append(want, obs)
+						}
+					}
+					slices.Sort(want)
+					if !slices.Equal(got, want) {
+						t.Errorf("got %v, want %v", got, want)
+					}
+				})
+				rows++
+				t.Run(caller+"/_has", func(t *testing.T) {
+					got, _ := n.bundleRefs(t, caller, "/fhir/Patient?_has:Condition:subject:code=35489007")
+					var want []string
+					for p, c := range map[string]string{"Patient/alice": "Condition/alice-psy", "Patient/erin": "Condition/erin-psy"} {
+						if sees(p) && sees(c) {
+							want = append(want, p)
+						}
+					}
+					slices.Sort(want)
+					if !slices.Equal(got, want) {
+						t.Errorf("got %v, want %v", got, want)
+					}
+				})
+				rows++
+				t.Run(caller+"/$everything", func(t *testing.T) {
+					status, _ := n.get(t, caller, "/fhir/Patient/alice/$everything")
+					if !sees("Patient/alice") {
+						if status != http.StatusNotFound {
+							t.Fatalf("status %d for a withheld person, want 404", status)
+						}
+						return
+					}
+					got, _ := n.bundleRefs(t, caller, "/fhir/Patient/alice/$everything")
+					for _, r := range got {
+						if !sees(r) {
+							t.Errorf("$everything leaks %s", r)
+						}
+					}
+					for _, r := range n.all {
+						if sees(r.Ref()) && inCompartment(r, "alice") && !slices.Contains(got, r.Ref()) {
+							t.Errorf("$everything lacks %s", r.Ref())
+						}
+					}
+				})
+				rows++
+				t.Run(caller+"/history", func(t *testing.T) {
+					status, _ := n.get(t, caller, "/fhir/Condition/alice-psy/_history")
+					want := http.StatusNotFound
+					if sees("Condition/alice-psy") {
+						want = http.StatusOK
+					}
+					if status != want {
+						t.Errorf("status %d, want %d", status, want)
+					}
+				})
+			}
+			t.Logf("%d matrix rows", rows)
+			if rows < 200 {
+				t.Errorf("the matrix has %d rows; issue 6 asks for at least 200", rows)
+			}
+		})
+	}
+}
+
+// inCompartment reports whether a fixture resource belongs to the Patient
+// compartment of id (it references Patient/id as its subject, patient or
+// participant, or is that Patient).
+func inCompartment(r accesstest.Resource, id string) bool {
+	if r.Ref() == "Patient/"+id {
+		return true
+	}
+	b, _ := json.Marshal(r.Body)
+	return bytes.Contains(b, []byte(`"Patient/`+id+`"`))
+}
+
+// do as a named caller with a body.
+func (n *accessNode) send(t testing.TB, caller, method, path, body string) (int, string) {
+	t.Helper()
+	resp, got := n.do(t, scenario{Method: method, Path: path, Body: body, Token: n.tokens[caller],
+		Headers: map[string]string{"Content-Type": "application/fhir+json"}})
+	return resp.StatusCode, string(got)
+}
+
+func obsFor(patient string) string {
+	return `{"resourceType":"Observation","status":"final","code":{"text":"pulse"},"subject":{"reference":"Patient/` + patient + `"}}`
+}
+
+// TestAccessWrites: writes are decided too, and a transaction with one
+// forbidden entry is refused whole.
+func TestAccessWrites(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startAccessNode(t, b.Open(t))
+			for _, tc := range []struct {
+				name, caller, method, path, body string
+				want                             int
+				wantBody, notBody                string
+			}{
+				{"a clinician records an observation for a person in their care", "gp-clinician", "POST", "/fhir/Observation", obsFor("alice"), 201, access.Source(accesstest.GP1), ""},
+				{"a clinician may not write into the record of someone not in their care", "gp-clinician", "POST", "/fhir/Observation", obsFor("dave"), 403, "", "dave"},
+				{"an admin clerk may not write clinical data", "gp-clerk", "POST", "/fhir/Observation", obsFor("alice"), 403, "", ""},
+				{"an admin clerk registers a new person", "gp-clerk", "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"New"}],"generalPractitioner":[{"reference":"Organization/Z90001"}]}`, 201, "", ""},
+				{"a clinician may not change another organisation's record", "acute-clinician", "PUT", "/fhir/Condition/alice-cond", `{"resourceType":"Condition","id":"alice-cond","subject":{"reference":"Patient/alice"}}`, 403, "", ""},
+				{"a change to a withheld record is the 404 of a missing one", "acute-clinician", "DELETE", "/fhir/Condition/dave-cond", "", 404, "Condition/dave-cond not found", "subject"},
+				{"a clinician updates their own organisation's record", "acute-clinician", "PUT", "/fhir/Observation/alice-rz9-obs", `{"resourceType":"Observation","id":"alice-rz9-obs","status":"amended","code":{"text":"pulse"},"subject":{"reference":"Patient/alice-rz9"}}`, 200, "amended", ""},
+				{"a system client with read scopes may not write", "acute-system", "POST", "/fhir/Observation", obsFor("alice-rz9"), 403, "", ""},
+				{"the person records their own consent", "alice", "POST", "/fhir/Consent", `{"resourceType":"Consent","status":"proposed","scope":{"text":"privacy"},"category":[{"text":"x"}],"patient":{"reference":"Patient/alice"},"policyRule":{"text":"x"}}`, 201, "", ""},
+				{"a patient token may not write into another person's record", "alice", "POST", "/fhir/Consent", `{"resourceType":"Consent","status":"proposed","scope":{"text":"privacy"},"category":[{"text":"x"}],"patient":{"reference":"Patient/dave"},"policyRule":{"text":"x"}}`, 403, "", ""},
+				{"a proxy may not write", "proxy-full", "POST", "/fhir/Observation", obsFor("alice"), 403, "", ""},
+				{"conditional updates are refused under access control", "gp-clinician", "PUT", "/fhir/Observation?subject=Patient/alice", obsFor("alice"), 403, "", ""},
+				{"JSON Patch is refused under access control", "gp-clinician", "PATCH", "/fhir/Observation/alice-obs", `[]`, 403, "", ""},
+				{"conditional references are refused", "gp-clinician", "POST", "/fhir/Observation", obsFor("?identifier=x"), 403, "", ""},
+				{"a patient token may not reach another patient's data", "alice", "GET", "/fhir/Condition/dave-cond", "", 404, "", "dave-cond\",\"meta"},
+				{"a patient token's $everything of another patient", "alice", "GET", "/fhir/Patient/dave/$everything", "", 404, "", "38341003"},
+				{"type history is not available under access control", "gp-clinician", "GET", "/fhir/Condition/_history", "", 501, "", "alice"},
+				{"the index's operations are the operator's", "gp-clinician", "POST", "/fhir/Patient/$merge", `{"resourceType":"Parameters"}`, 403, "", ""},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					status, body := n.send(t, tc.caller, tc.method, tc.path, tc.body)
+					if status != tc.want {
+						t.Fatalf("status %d, want %d: %s", status, tc.want, body)
+					}
+					if tc.wantBody != "" && !strings.Contains(body, tc.wantBody) {
+						t.Errorf("body lacks %q: %s", tc.wantBody, body)
+					}
+					if tc.notBody != "" && strings.Contains(body, tc.notBody) {
+						t.Errorf("body holds %q: %s", tc.notBody, body)
+					}
+				})
+			}
+
+			t.Run("a transaction mixing allowed and forbidden entries is refused whole", func(t *testing.T) {
+				before, _ := n.bundleRefs(t, "", "/fhir/Observation?_count=100")
+				tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+					{"resource":` + obsFor("alice") + `,"request":{"method":"POST","url":"Observation"}},
+					{"resource":` + obsFor("dave") + `,"request":{"method":"POST","url":"Observation"}}]}`
+				status, body := n.send(t, "gp-clinician", "POST", "/fhir", tx)
+				if status != http.StatusForbidden || !strings.Contains(body, "Bundle.entry[1]") {
+					t.Fatalf("status %d, want 403 naming entry 1: %s", status, body)
+				}
+				after, _ := n.bundleRefs(t, "", "/fhir/Observation?_count=100")
+				if !slices.Equal(before, after) {
+					t.Errorf("the refused transaction wrote: %v -> %v", before, after)
+				}
+			})
+			t.Run("an allowed transaction with a new person and their record", func(t *testing.T) {
+				tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+					{"fullUrl":"urn:uuid:8c7d2f4a-0000-4000-8000-000000000001","resource":{"resourceType":"Patient","generalPractitioner":[{"reference":"Organization/Z90001"}]},"request":{"method":"POST","url":"Patient"}},
+					{"resource":{"resourceType":"Observation","status":"final","code":{"text":"pulse"},"subject":{"reference":"urn:uuid:8c7d2f4a-0000-4000-8000-000000000001"}},"request":{"method":"POST","url":"Observation"}},
+					{"resource":` + obsFor("alice") + `,"request":{"method":"POST","url":"Observation"}}]}`
+				status, body := n.send(t, "gp-clinician", "POST", "/fhir", tx)
+				if status != http.StatusOK {
+					t.Fatalf("status %d: %s", status, body)
+				}
+			})
+		})
+	}
+}
+
+// TestBreakGlassConsentAndClaims: break-glass, self-claims and consent
+// changes take effect on the next request, and are shown to the privacy
+// officer and the person.
+func TestBreakGlassConsentAndClaims(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startAccessNode(t, b.Open(t))
+			reason := func(code, text string) string {
+				return `{"resourceType":"Parameters","parameter":[{"name":"reason","valueCode":"` + code + `"},{"name":"text","valueString":"` + text + `"}]}`
+			}
+			status := func(caller, path string) int { s, _ := n.get(t, caller, path); return s }
+
+			// Break-glass: refused to roles without it, patients, proxies and systems.
+			for _, c := range []string{"gp-clerk", "care-worker", "alice", "proxy-full", "acute-system"} {
+				if s, body := n.send(t, c, "POST", "/fhir/Patient/dave/$break-glass", reason("ETREAT", "collapsed")); s != http.StatusForbidden {
+					t.Errorf("%s broke glass: status %d %s", c, s, body)
+				}
+			}
+			if s, _ := n.send(t, "paramedic", "POST", "/fhir/Patient/dave/$break-glass", reason("ETREAT", "")); s != http.StatusBadRequest {
+				t.Errorf("break-glass without a reason text: status %d, want 400", s)
+			}
+			if status("paramedic", "/fhir/Condition/dave-cond") != http.StatusNotFound {
+				t.Fatal("the paramedic sees dave before breaking glass")
+			}
+			if s, body := n.send(t, "paramedic", "POST", "/fhir/Patient/dave/$break-glass", reason("ETREAT", "collapsed in the street")); s != http.StatusOK {
+				t.Fatalf("break-glass: %d %s", s, body)
+			}
+			if status("paramedic", "/fhir/Condition/dave-cond") != http.StatusOK {
+				t.Error("break-glass did not open dave's record")
+			}
+			if status("paramedic", "/fhir/Flag/dave-dv") != http.StatusNotFound {
+				t.Error("break-glass opened a V-labelled record")
+			}
+			// Break-glass overrides an objection.
+			if status("paramedic", "/fhir/Condition/bob-cond") != http.StatusNotFound {
+				t.Fatal("the paramedic sees bob before breaking glass")
+			}
+			if s, _ := n.send(t, "paramedic", "POST", "/fhir/Patient/bob/$break-glass", reason("ETREAT", "unconscious")); s != http.StatusOK {
+				t.Fatal("break-glass on bob refused")
+			}
+			if status("paramedic", "/fhir/Condition/bob-cond") != http.StatusOK {
+				t.Error("break-glass did not override bob's objection")
+			}
+
+			// A self-claim by a role that may make one.
+			if s, _ := n.send(t, "pharmacist", "POST", "/fhir/Patient/dave/$claim-relationship", reason("TREAT", "walk-in")); s != http.StatusForbidden {
+				t.Errorf("a pharmacist claimed a relationship: %d", s)
+			}
+			if status("mh-clinician", "/fhir/Condition/dave-cond") != http.StatusNotFound {
+				t.Fatal("the mental health clinician sees dave before the claim")
+			}
+			if s, body := n.send(t, "mh-clinician", "POST", "/fhir/Patient/dave/$claim-relationship", reason("TREAT", "referred by phone")); s != http.StatusOK {
+				t.Fatalf("self-claim: %d %s", s, body)
+			}
+			if status("mh-clinician", "/fhir/Condition/dave-cond") != http.StatusOK {
+				t.Error("the self-claim did not open dave's record")
+			}
+
+			// The privacy officer sees every alert; dave sees his own; others none.
+			_, po := n.get(t, "gp-privacy", "/fhir/$access-alerts")
+			pb, _ := json.Marshal(po)
+			for _, want := range []string{"break-glass", "self-claim", "para", "dr-mh", "collapsed in the street", "Patient/bob"} {
+				if !strings.Contains(string(pb), want) {
+					t.Errorf("the privacy officer's alerts lack %q: %s", want, pb)
+				}
+			}
+			_, mine := n.get(t, "dave", "/fhir/$access-alerts")
+			mb, _ := json.Marshal(mine)
+			if !strings.Contains(string(mb), "collapsed in the street") || strings.Contains(string(mb), "Patient/bob") {
+				t.Errorf("dave's alerts: %s", mb)
+			}
+			if status("gp-clinician", "/fhir/$access-alerts") != http.StatusForbidden || status("proxy-full", "/fhir/$access-alerts") != http.StatusForbidden {
+				t.Error("alerts shown to someone other than the privacy officer or the person")
+			}
+
+			// A new objection takes effect on the next request.
+			if status("acute-clinician", "/fhir/Observation/alice-obs") != http.StatusOK {
+				t.Fatal("the acute clinician does not see alice's GP observation before the objection")
+			}
+			objection := `{"resourceType":"Consent","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},
+				"category":[{"coding":[{"system":"` + access.ConsentKindSystem + `","code":"objection"}]}],"patient":{"reference":"Patient/alice"},
+				"policyRule":{"text":"objection"},"provision":{"type":"deny"}}`
+			if s, body := n.send(t, "alice", "POST", "/fhir/Consent", objection); s != http.StatusCreated {
+				t.Fatalf("alice's objection: %d %s", s, body)
+			}
+			if status("acute-clinician", "/fhir/Observation/alice-obs") != http.StatusNotFound {
+				t.Error("the objection did not take effect on the next request")
+			}
+			if status("acute-clinician", "/fhir/Observation/alice-rz9-obs") != http.StatusOK {
+				t.Error("the objection hid the acute trust's own record from it")
+			}
+		})
+	}
+}
+
+// TestNoAccessControlServesOnlyTheOperator: a node built without a decider
+// refuses every token but the operator's (deny by default).
+func TestNoAccessControlServesOnlyTheOperator(t *testing.T) {
+	st := backend.OpenSQLiteForTest(t)
+	n := startNode(t, st, nil)
+	tok, err := n.auth.Issue(accesstest.Callers["gp-clinician"], time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := n.do(t, scenario{Method: "GET", Path: "/fhir/Patient", Token: "Bearer " + tok})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("status %d, want 403: %s", resp.StatusCode, body)
+	}
+	_ = io.Discard
+}
