@@ -6,6 +6,7 @@ require (
 	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/schollz/progressbar/v3 v3.19.1
+	golang.org/x/crypto v0.53.0
 	golang.org/x/term v0.44.0
 	modernc.org/sqlite v1.61.1
 )

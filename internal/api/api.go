@@ -130,4 +130,6 @@ func (h *handler) routes() {
 	// Patient compartment search and Patient/$everything (compartment.go).
 	m.HandleFunc("GET /fhir/{type}/{id}/{sub}", h.instanceSub)
 	m.HandleFunc("POST /fhir/{type}/{id}/{sub}", h.instanceSub)
+
+	h.smartRoutes() // SMART discovery and the /auth endpoints (smart.go)
 }

@@ -2,14 +2,18 @@
 // access tokens a node signs with its own key, and carries the verified
 // caller (a Principal) in the request context for the layers below.
 //
-// Today the node issues one kind of token, the short-lived full-access
-// token of "sharedcare admin-token" (issue 2). The shape is built for the
-// access model of issue 6: a Principal already carries SMART v2 scopes, a
-// kind (admin, user, system, patient), an organisation (ODS code) and a
-// selected role, and the token id for revocation; further issuers (SMART
-// Backend Services clients, an OpenID Connect provider) become further
-// verifiers behind the same Verify method, and the engine's access filter
-// will read the Principal, never the token.
+// The node signs every access token itself (Authority), whoever asked for
+// it: the operator's full-access token of "sharedcare admin-token", a user
+// who logged in through an app, a system client of SMART Backend Services.
+// A Principal carries what the access model needs (issue 6): SMART v2
+// scopes, a kind (admin, user, system, patient), the organisation (ODS
+// code and type) and the one role selected for the session, the client,
+// the patient of a patient or proxy token, and the token and session ids
+// for revocation. The access layer reads the Principal, never the token.
+//
+// Subpackage smart is the authorisation server that decides who gets a
+// token; this package holds what it and the verifier share: tokens,
+// password hashes, TOTP codes and the scope grammar.
 package auth
 
 import (
@@ -43,13 +47,26 @@ func (k Kind) Valid() bool {
 // Principal is a verified caller. It is immutable once verified: the
 // verifier may hand the same value to many requests.
 type Principal struct {
-	Subject      string    // who: a user name, client id or "admin"
-	Kind         Kind      // admin, user, system or patient
-	Scopes       []string  // SMART v2 scopes, e.g. "system/*.cruds", "patient/Observation.rs"
-	Organisation string    // ODS code of the organisation the caller acts for; empty until issue 6
-	Role         string    // the selected role at that organisation; empty until issue 6
-	TokenID      string    // the token's jti, so that a revoked token can be refused (issue 6)
-	Expires      time.Time // when the token stops being valid
+	Subject      string   // who: a user name, client id or "admin"
+	Kind         Kind     // admin, user, system or patient
+	Scopes       []string // SMART v2 scopes, e.g. "system/*.cruds", "patient/Observation.rs"
+	Organisation string   // ODS code of the organisation the caller acts for ("" for patients and proxies)
+	// OrganisationType is the type of Organisation as the directory records
+	// it (a region organisation type such as "gp-practice"), for the
+	// information sharing agreements.
+	OrganisationType string
+	Role             string // the one role selected for this session (a policy role name; "system" for system clients)
+	Client           string // the client_id of the app or system the token was issued to ("" for admin tokens)
+	// Patient is the id of the Patient a patient or proxy token is about
+	// (SMART's launch context "patient"); "" for other kinds.
+	Patient string
+	// FHIRUser is the FHIR resource the user is, when the directory knows
+	// it: "Patient/x", "RelatedPerson/y" (a proxy), "Practitioner/z".
+	FHIRUser string
+	Session  string    // the grant (login or refresh chain) the token belongs to; revoking it ends every token of the grant
+	TokenID  string    // the token's jti, so that a revoked token can be refused
+	IssuedAt time.Time // when the token was issued
+	Expires  time.Time // when the token stops being valid
 }
 
 // HasScope reports whether the principal was granted exactly scope s.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +53,8 @@ type Authority struct {
 	// (issue 6) adds the next key here before signing with it.
 	keys map[string]ed25519.PublicKey
 	now  func() time.Time
+	// store is where Load found the key (nil after New).
+	store SecretStore
 
 	mu    sync.RWMutex
 	cache map[[32]byte]*Principal
@@ -75,7 +78,12 @@ func Load(ctx context.Context, st SecretStore, issuer string) (*Authority, error
 	if len(seed) != ed25519.SeedSize {
 		return nil, fhir.Internal(fmt.Errorf("auth: secret %q holds %d bytes, want an Ed25519 seed of %d", SigningKeyName, len(seed), ed25519.SeedSize))
 	}
-	return New(ed25519.NewKeyFromSeed(seed), issuer)
+	a, err := New(ed25519.NewKeyFromSeed(seed), issuer)
+	if err != nil {
+		return nil, err
+	}
+	a.store = st
+	return a, nil
 }
 
 // New returns an Authority signing with key for issuer (the node's FHIR
@@ -116,24 +124,37 @@ func (a *Authority) Issuer() string { return a.issuer }
 // that issue 6's user tokens need no new format.
 type claims struct {
 	jwt.Claims
-	Scope string `json:"scope,omitempty"`
-	Kind  Kind   `json:"kind"`
-	Org   string `json:"org,omitempty"`
-	Role  string `json:"role,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	Kind     Kind   `json:"kind"`
+	Org      string `json:"org,omitempty"`
+	OrgType  string `json:"org_type,omitempty"`
+	Role     string `json:"role,omitempty"`
+	Client   string `json:"client_id,omitempty"`
+	Patient  string `json:"patient,omitempty"`
+	FHIRUser string `json:"fhirUser,omitempty"`
+	Session  string `json:"sid,omitempty"`
 }
 
-// Issue signs a token for p (its Subject, Kind, Scopes, Organisation and
-// Role) valid for ttl, at most MaxTTL. It returns the compact JWT.
+// Issue signs a token for p (its Subject, Kind, Scopes, organisation,
+// Role, Client, Patient, FHIRUser and Session) valid for ttl, at most
+// MaxTTL. It returns the compact JWT.
 func (a *Authority) Issue(p Principal, ttl time.Duration) (string, error) {
+	tok, _, err := a.IssueToken(p, ttl)
+	return tok, err
+}
+
+// IssueToken is Issue that also returns the principal as the token carries
+// it: with its new TokenID, IssuedAt and Expires.
+func (a *Authority) IssueToken(p Principal, ttl time.Duration) (string, *Principal, error) {
 	if ttl <= 0 || ttl > MaxTTL {
-		return "", fhir.Invalid("", "token lifetime %s must be more than 0 and at most %s", ttl, MaxTTL)
+		return "", nil, fhir.Invalid("", "token lifetime %s must be more than 0 and at most %s", ttl, MaxTTL)
 	}
 	if p.Subject == "" || !p.Kind.Valid() {
-		return "", fhir.Invalid("", "a token needs a subject and a known kind")
+		return "", nil, fhir.Invalid("", "a token needs a subject and a known kind")
 	}
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
-		return "", fhir.Internal(err)
+		return "", nil, fhir.Internal(err)
 	}
 	a.mu.RLock()
 	now := a.now()
@@ -147,16 +168,47 @@ func (a *Authority) Issue(p Principal, ttl time.Duration) (string, error) {
 			Expiry:   jwt.NewNumericDate(now.Add(ttl)),
 			ID:       base64.RawURLEncoding.EncodeToString(jti),
 		},
-		Scope: ScopeString(p.Scopes),
-		Kind:  p.Kind,
-		Org:   p.Organisation,
-		Role:  p.Role,
+		Scope:    ScopeString(p.Scopes),
+		Kind:     p.Kind,
+		Org:      p.Organisation,
+		OrgType:  p.OrganisationType,
+		Role:     p.Role,
+		Client:   p.Client,
+		Patient:  p.Patient,
+		FHIRUser: p.FHIRUser,
+		Session:  p.Session,
 	}
 	tok, err := jwt.Signed(a.signer).Claims(c).Serialize()
 	if err != nil {
-		return "", fhir.Internal(fmt.Errorf("auth: sign: %w", err))
+		return "", nil, fhir.Internal(fmt.Errorf("auth: sign: %w", err))
 	}
-	return tok, nil
+	p.Scopes = slices.Clone(p.Scopes)
+	p.TokenID = c.ID
+	p.IssuedAt = c.IssuedAt.Time()
+	p.Expires = c.Expiry.Time()
+	return tok, &p, nil
+}
+
+// Now is the Authority's clock (SetClock changes it in tests).
+func (a *Authority) Now() time.Time {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.now()
+}
+
+// Store returns the store Load read the signing key from, nil for an
+// Authority made by New. The SMART server (package smart) keeps its
+// accounts and tokens in the same store.
+func (a *Authority) Store() SecretStore { return a.store }
+
+// JWKS is the public half of the node's signing keys as a JSON Web Key Set,
+// for resource servers that verify the node's tokens themselves.
+func (a *Authority) JWKS() jose.JSONWebKeySet {
+	var set jose.JSONWebKeySet
+	for kid, pub := range a.keys {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: string(algorithm), Use: "sig"})
+	}
+	return set
 }
 
 // IssueAdmin signs the node operator's full-access token.
@@ -262,12 +314,18 @@ func (a *Authority) verify(token string, now time.Time) (*Principal, error) {
 		scopes = strings.Fields(c.Scope)
 	}
 	return &Principal{
-		Subject:      c.Subject,
-		Kind:         c.Kind,
-		Scopes:       scopes,
-		Organisation: c.Org,
-		Role:         c.Role,
-		TokenID:      c.ID,
-		Expires:      c.Expiry.Time(),
+		Subject:          c.Subject,
+		Kind:             c.Kind,
+		Scopes:           scopes,
+		Organisation:     c.Org,
+		OrganisationType: c.OrgType,
+		Role:             c.Role,
+		Client:           c.Client,
+		Patient:          c.Patient,
+		FHIRUser:         c.FHIRUser,
+		Session:          c.Session,
+		TokenID:          c.ID,
+		IssuedAt:         c.IssuedAt.Time(),
+		Expires:          c.Expiry.Time(),
 	}, nil
 }
