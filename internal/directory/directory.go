@@ -70,6 +70,12 @@ type Assignment struct {
 	FHIRUser string `json:"fhir_user,omitempty"`
 }
 
+// Same reports whether b is the same role as a (the same role at the same
+// organisation or about the same person), whatever its FHIRUser.
+func (a Assignment) Same(b Assignment) bool {
+	return a.Role == b.Role && a.Org == b.Org && a.Patient == b.Patient
+}
+
 // String is the assignment as the login form and the admin command show
 // and take it: "ORG:role" or "role:Patient/id".
 func (a Assignment) String() string {
@@ -212,7 +218,7 @@ func (d *Directory) checkUser(ctx context.Context, u *User) error {
 		if err := d.checkAssignment(ctx, a); err != nil {
 			return err
 		}
-		if slices.Contains(u.Roles[:i], a) {
+		if slices.ContainsFunc(u.Roles[:i], a.Same) {
 			return fhir.Invalid("", "role %s is given twice", a)
 		}
 	}
@@ -299,7 +305,7 @@ func (d *Directory) UpdateUser(ctx context.Context, name string, change func(*Us
 func (d *Directory) AddRole(ctx context.Context, name string, a Assignment) (*User, error) {
 	a.Org = strings.ToUpper(a.Org)
 	return d.UpdateUser(ctx, name, func(u *User) error {
-		if slices.Contains(u.Roles, a) {
+		if slices.ContainsFunc(u.Roles, a.Same) {
 			return exists("role", a.String())
 		}
 		u.Roles = append(u.Roles, a)
@@ -311,7 +317,7 @@ func (d *Directory) AddRole(ctx context.Context, name string, a Assignment) (*Us
 func (d *Directory) RemoveRole(ctx context.Context, name string, a Assignment) (*User, error) {
 	a.Org = strings.ToUpper(a.Org)
 	return d.UpdateUser(ctx, name, func(u *User) error {
-		i := slices.IndexFunc(u.Roles, func(b Assignment) bool { return b.Role == a.Role && b.Org == a.Org && b.Patient == a.Patient })
+		i := slices.IndexFunc(u.Roles, a.Same)
 		if i < 0 {
 			return notFound("role", a.String())
 		}

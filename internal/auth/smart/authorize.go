@@ -258,7 +258,7 @@ func chooseRole(roles []directory.Assignment, asked string) (directory.Assignmen
 			return directory.Assignment{}, false
 		}
 		for _, r := range roles {
-			if r.Role == a.Role && r.Org == a.Org && r.Patient == a.Patient {
+			if r.Same(a) {
 				return r, true
 			}
 		}

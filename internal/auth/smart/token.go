@@ -219,7 +219,7 @@ func (s *Server) stillHolds(ctx context.Context, name string, role directory.Ass
 		return nil, role, oauthErr("invalid_grant", "the user's account is disabled")
 	}
 	for _, r := range u.Roles {
-		if r.Role == role.Role && r.Org == role.Org && r.Patient == role.Patient {
+		if r.Same(role) {
 			return u, r, nil
 		}
 	}
