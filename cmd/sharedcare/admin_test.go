@@ -210,7 +210,7 @@ func TestAdminCommandRefusesBadUsage(t *testing.T) {
 		nil,
 		{"org"},
 		{"org", "destroy"},
-		{"user", "list"},                               // no store
+		{"user", "list"}, // no store
 		{"org", "list", "--data", t.TempDir(), "stray"}, // a stray argument
 		{"role", "add", "--data", t.TempDir(), "--user", "a", "--role", "no-colon"},
 	} {
