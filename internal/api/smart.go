@@ -36,8 +36,14 @@ type smartHandler struct {
 // server is built. The server then becomes the verifier of every FHIR
 // request too, so that revocation applies to them.
 func (h *handler) smartRoutes() {
+	// With access control on, the verifier is wrapped with the decider
+	// (access.go): the SMART server goes inside the wrapper.
+	slot := &h.verifier
+	if g, ok := h.verifier.(*guarded); ok {
+		slot = &g.Verifier
+	}
 	var srv *smart.Server
-	switch v := h.verifier.(type) {
+	switch v := (*slot).(type) {
 	case *smart.Server:
 		srv = v
 	case *auth.Authority:
@@ -54,7 +60,7 @@ func (h *handler) smartRoutes() {
 	default:
 		return
 	}
-	h.verifier = srv
+	*slot = srv
 	sh := &smartHandler{h: h, srv: srv}
 	m := h.mux
 	m.HandleFunc("GET /.well-known/smart-configuration", sh.discovery)

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,10 +23,15 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/sharedcare/sharedcare/internal/access"
+	"github.com/sharedcare/sharedcare/internal/api"
 	"github.com/sharedcare/sharedcare/internal/auth"
+	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/directory"
+	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
+	"github.com/sharedcare/sharedcare/policy"
 )
 
 // The SMART authorisation server over HTTP, on both stores: discovery, the
@@ -45,9 +51,44 @@ type smartNode struct {
 	client   *http.Client
 }
 
+// startAccessSMART runs the API as serve will with issue 6 on: the access
+// decider over the node's policy, and the SMART server built from the
+// authority loaded from the store.
+func startAccessSMART(t *testing.T, st store.Store) *node {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Addr = ln.Addr().String()
+	cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
+	cfg.DataDir = t.TempDir()
+	a, err := auth.Load(context.Background(), st, cfg.BaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := access.ParsePolicy(policy.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
+	h := api.NewWithAccess(service{eng, st}, a, access.New(st, pol), cfg, nil)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tok, err := a.IssueAdmin(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &node{url: srv.URL, base: srv.URL + "/fhir", token: tok, st: st, auth: a, handler: h}
+}
+
 func startSMART(t *testing.T, st store.Store) *smartNode {
 	t.Helper()
-	n := startNode(t, st, nil)
+	n := startAccessSMART(t, st)
 	ctx := context.Background()
 	dir := directory.New(st)
 	for _, o := range []directory.Organisation{
@@ -67,6 +108,7 @@ func startSMART(t *testing.T, st store.Store) *smartNode {
 		{Name: "alice", PasswordHash: hash, Roles: []directory.Assignment{{Org: "RXX", Role: "nurse"}, {Org: "A81001", Role: "clinician", FHIRUser: "Practitioner/alice"}}},
 		{Name: "bob", PasswordHash: hash, TOTPSecret: totp, Roles: []directory.Assignment{{Org: "RXX", Role: "paramedic"}}},
 		{Name: "pat", PasswordHash: hash, Roles: []directory.Assignment{{Role: "patient", Patient: "p1", FHIRUser: "Patient/p1"}}},
+		{Name: "rita", PasswordHash: hash, Roles: []directory.Assignment{{Role: "proxy", Patient: "p1", FHIRUser: "RelatedPerson/r1"}}},
 		{Name: "carol", PasswordHash: hash, Roles: []directory.Assignment{{Org: "RXX", Role: "admin-clerk"}}},
 	} {
 		if err := dir.CreateUser(ctx, u); err != nil {
@@ -414,8 +456,34 @@ func (sn *smartNode) testLogin(t *testing.T) {
 		if tr.Patient != "p1" || tr.Scope != "patient/*.rs" {
 			t.Errorf("patient token: patient %q scope %q, want p1 and patient/*.rs only", tr.Patient, tr.Scope)
 		}
-		if in := sn.introspect(t, tr.AccessToken); in["kind"] != "patient" || in["patient"] != "p1" || in["fhirUser"] != "Patient/p1" {
-			t.Errorf("introspection %v: want a patient token about p1", in)
+		if in := sn.introspect(t, tr.AccessToken); in["kind"] != "patient" || in["patient"] != "p1" || in["fhirUser"] != "Patient/p1" ||
+			in["sub"] != "Patient/p1" || in["username"] != "pat" || in["role"] != "patient" {
+			t.Errorf("introspection %v: want a patient token of pat as Patient/p1", in)
+		}
+		// The access model reads the token: pat sees her own record and
+		// nobody else's (a patient token reaching another patient).
+		for _, id := range []string{"p1", "p2"} {
+			req, _ := http.NewRequest(http.MethodPut, sn.base+"/Patient/"+id, strings.NewReader(`{"resourceType":"Patient","id":"`+id+`","name":[{"family":"Test"}]}`))
+			req.Header.Set("Content-Type", "application/fhir+json")
+			req.Header.Set("Authorization", "Bearer "+sn.node.token)
+			if resp, body := sn.send(t, req); resp.StatusCode >= 300 {
+				t.Fatalf("PUT Patient/%s: %d %s", id, resp.StatusCode, body)
+			}
+		}
+		if resp, body := sn.get(t, "/fhir/Patient/p1", tr.AccessToken); resp.StatusCode != http.StatusOK {
+			t.Errorf("pat reading her own Patient: status %d, want 200: %s", resp.StatusCode, body)
+		}
+		if resp, _ := sn.get(t, "/fhir/Patient/p2", tr.AccessToken); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("pat reading another patient: status %d, want 404 (withheld looks missing)", resp.StatusCode)
+		}
+	})
+	t.Run("a proxy is known by their RelatedPerson and gets the patient's context", func(t *testing.T) {
+		tr := sn.login(t, "rita", "", "patient/*.rs")
+		if tr.Patient != "p1" {
+			t.Errorf("proxy token: patient %q, want p1", tr.Patient)
+		}
+		if in := sn.introspect(t, tr.AccessToken); in["kind"] != "patient" || in["sub"] != "RelatedPerson/r1" || in["role"] != "proxy" || in["username"] != "rita" {
+			t.Errorf("introspection %v: want a proxy token of rita as RelatedPerson/r1 about p1", in)
 		}
 	})
 	t.Run("TOTP: the code is required, works once, and is not reusable", func(t *testing.T) {

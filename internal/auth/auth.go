@@ -47,7 +47,11 @@ func (k Kind) Valid() bool {
 // Principal is a verified caller. It is immutable once verified: the
 // verifier may hand the same value to many requests.
 type Principal struct {
-	Subject      string   // who: a user name, client id or "admin"
+	// Subject is who the access model sees: a staff user's login name, a
+	// system client's id, "admin", and for patients and proxies the FHIR
+	// resource they are ("Patient/x", "RelatedPerson/y").
+	Subject      string
+	User         string   // the login name of a person (staff, patient or proxy); "" for systems and the operator
 	Kind         Kind     // admin, user, system or patient
 	Scopes       []string // SMART v2 scopes, e.g. "system/*.cruds", "patient/Observation.rs"
 	Organisation string   // ODS code of the organisation the caller acts for ("" for patients and proxies)

@@ -133,6 +133,7 @@ type claims struct {
 	Patient  string `json:"patient,omitempty"`
 	FHIRUser string `json:"fhirUser,omitempty"`
 	Session  string `json:"sid,omitempty"`
+	User     string `json:"user,omitempty"`
 }
 
 // Issue signs a token for p (its Subject, Kind, Scopes, organisation,
@@ -177,6 +178,7 @@ func (a *Authority) IssueToken(p Principal, ttl time.Duration) (string, *Princip
 		Patient:  p.Patient,
 		FHIRUser: p.FHIRUser,
 		Session:  p.Session,
+		User:     p.User,
 	}
 	tok, err := jwt.Signed(a.signer).Claims(c).Serialize()
 	if err != nil {
@@ -324,6 +326,7 @@ func (a *Authority) verify(token string, now time.Time) (*Principal, error) {
 		Patient:          c.Patient,
 		FHIRUser:         c.FHIRUser,
 		Session:          c.Session,
+		User:             c.User,
 		TokenID:          c.ID,
 		IssuedAt:         c.IssuedAt.Time(),
 		Expires:          c.Expiry.Time(),

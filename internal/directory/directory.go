@@ -233,6 +233,14 @@ func (d *Directory) checkAssignment(ctx context.Context, a Assignment) error {
 		if a.Org != "" || !fhir.ValidID(a.Patient) {
 			return fhir.Invalid("", "role %s is held about a Patient (an id), not at an organisation", a.Role)
 		}
+		// The access model knows a patient as their Patient and a proxy as
+		// the RelatedPerson the patient's Consent names.
+		if a.Role == RolePatient && a.FHIRUser != "Patient/"+a.Patient {
+			return fhir.Invalid("", "a patient's fhirUser must be their Patient (Patient/%s)", a.Patient)
+		}
+		if a.Role == RoleProxy && !strings.HasPrefix(a.FHIRUser, "RelatedPerson/") {
+			return fhir.Invalid("", "a proxy needs the RelatedPerson they are: proxy:Patient/ID,RelatedPerson/ID")
+		}
 	} else {
 		if a.Patient != "" {
 			return fhir.Invalid("", "role %s is held at an organisation, not about a Patient", a.Role)

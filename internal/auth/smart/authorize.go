@@ -294,9 +294,13 @@ func hasResourceScope(scopes []string) bool {
 
 // userPrincipal is what a user's token says in the chosen role.
 func (s *Server) userPrincipal(ctx context.Context, u *directory.User, role directory.Assignment, client string) (*auth.Principal, error) {
-	p := &auth.Principal{Subject: u.Name, Kind: auth.KindUser, Role: role.Role, Client: client, FHIRUser: role.FHIRUser}
+	p := &auth.Principal{Subject: u.Name, User: u.Name, Kind: auth.KindUser, Role: role.Role, Client: client, FHIRUser: role.FHIRUser}
 	if role.Role == directory.RolePatient || role.Role == directory.RoleProxy {
+		// The access model knows patients and proxies by the resource they
+		// are (Patient/x, RelatedPerson/y: the one the person's Consent
+		// names as proxy); the directory requires it for these roles.
 		p.Kind = auth.KindPatient
+		p.Subject = role.FHIRUser
 		p.Patient = role.Patient
 		return p, nil
 	}

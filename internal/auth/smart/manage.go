@@ -69,8 +69,8 @@ func (s *Server) Introspect(ctx context.Context, caller *auth.Principal, form ur
 			"jti":        p.TokenID,
 			"kind":       string(p.Kind),
 		}
-		if p.Kind == auth.KindUser || p.Kind == auth.KindPatient {
-			out["username"] = p.Subject
+		if p.User != "" {
+			out["username"] = p.User
 		}
 		for k, v := range map[string]string{"client_id": p.Client, "patient": p.Patient, "fhirUser": p.FHIRUser,
 			"organization": p.Organisation, "organization_type": p.OrganisationType, "role": p.Role, "sid": p.Session} {

@@ -109,7 +109,11 @@ func (r *revocations) isRevoked(ctx context.Context, p *auth.Principal) (bool, e
 	if _, ok := r.set["sid:"+p.Session]; ok && p.Session != "" {
 		return true, nil
 	}
-	if at, ok := r.set[subjectKey(p.Kind, p.Subject)]; ok && !p.IssuedAt.After(at) {
+	who := p.Subject
+	if p.User != "" {
+		who = p.User
+	}
+	if at, ok := r.set[subjectKey(p.Kind, who)]; ok && !p.IssuedAt.After(at) {
 		// Token times are whole seconds: a token issued in the second of
 		// the revocation counts as before it (fail closed).
 		return true, nil
@@ -118,7 +122,7 @@ func (r *revocations) isRevoked(ctx context.Context, p *auth.Principal) (bool, e
 }
 
 // subjectKey names the revocation of everything issued to a subject: a
-// system client by its id, a person by their user name whatever kind of
+// system client by its id, a person by their login name whatever kind of
 // token (user or patient) they held.
 func subjectKey(k auth.Kind, subject string) string {
 	if k == auth.KindSystem {
