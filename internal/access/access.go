@@ -29,11 +29,17 @@ import (
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
-// refresh bounds how long facts read from the data are reused without a
-// look at the store: a write elsewhere (another process sharing the store)
-// to a relationship or consent is seen within this time, and at once after
-// any write to the store (the write sequence is checked on every request).
+// refresh bounds how long facts read from the data (organisations,
+// relationships, consents) are reused at all.
 const refresh = 10 * time.Second
+
+// recheck bounds how long facts are reused without asking the store for its
+// latest write sequence. A write made through this node (Changed) makes the
+// next request ask at once, so a consent or relationship written here takes
+// effect on the next request; one written by another process sharing the
+// database takes effect within recheck. Asking on every request cost a
+// read by id 20 us of its 35 (docs/ACCESS.md, Cost).
+const recheck = time.Second
 
 // Decider makes access decisions. It is safe for concurrent use.
 type Decider struct {
@@ -42,6 +48,7 @@ type Decider struct {
 	now func() time.Time
 
 	kvGen atomic.Int64 // bumped by each break-glass or self-claim made here
+	gen   atomic.Int64 // bumped by Changed
 	mu    sync.Mutex
 	facts *facts
 	users map[string]*userClaims // per user, valid for one facts value
@@ -68,6 +75,10 @@ func (d *Decider) SetClock(now func() time.Time) {
 	d.mu.Unlock()
 }
 
+// Changed tells the decider that a request may have written to the store,
+// so that the next decision looks at the store's write sequence first.
+func (d *Decider) Changed() { d.gen.Add(1) }
+
 // Policy returns the policy being enforced.
 func (d *Decider) Policy() *Policy { return d.pol }
 
@@ -80,6 +91,8 @@ type Caller struct {
 	Scopes  Scopes
 	Patient string // for a patient: their Patient id; for a proxy: their RelatedPerson id
 	Proxy   bool
+
+	scopeKey string // the scopes as granted, for caching the caller's filter
 }
 
 // CallerOf maps a verified principal to a Caller. Patients and proxies are
@@ -89,7 +102,7 @@ func CallerOf(p *auth.Principal) (*Caller, error) {
 	if p == nil {
 		return nil, fhir.Errorf(fhir.EUnauthorized, "", "authentication required")
 	}
-	c := &Caller{Kind: p.Kind, User: p.Subject, Org: p.Organisation, Role: p.Role}
+	c := &Caller{Kind: p.Kind, User: p.Subject, Org: p.Organisation, Role: p.Role, scopeKey: strings.Join(p.Scopes, " ")}
 	switch p.Kind {
 	case auth.KindAdmin:
 	case auth.KindUser:
@@ -131,6 +144,10 @@ func (d *Decider) current(ctx context.Context) (*facts, time.Time, error) {
 	d.mu.Lock()
 	f, now := d.facts, d.now()
 	d.mu.Unlock()
+	gen := d.gen.Load()
+	if f != nil && f.gen == gen && now.Sub(f.checked) < recheck && now.Sub(f.taken) < refresh {
+		return f, now, nil
+	}
 	hist, err := d.st.History(ctx, store.HistoryQuery{Count: 1})
 	if err != nil {
 		return nil, now, err
@@ -150,12 +167,21 @@ func (d *Decider) current(ctx context.Context) (*facts, time.Time, error) {
 		d.mu.Unlock()
 	}
 	if f != nil && f.seq == seq && now.Sub(f.taken) < refresh {
+		d.mu.Lock()
+		if d.facts == f {
+			g := *f
+			g.gen, g.checked = gen, now
+			d.facts = &g
+			f = &g
+		}
+		d.mu.Unlock()
 		return f, now, nil
 	}
 	nf, err := loadFacts(ctx, d.st, seq, now)
 	if err != nil {
 		return nil, now, err
 	}
+	nf.gen, nf.checked = gen, now
 	d.mu.Lock()
 	d.facts = nf
 	d.users = map[string]*userClaims{}
@@ -247,6 +273,31 @@ func isWrite(op rune) bool { return op == OpCreate || op == OpUpdate || op == Op
 // everything. For c, u and d it is the set of resources the caller may
 // change.
 func (d *Decider) Filter(ctx context.Context, c *Caller, op rune) (*store.Filter, error) {
+	return d.FilterFor(ctx, c, op, Narrow{})
+}
+
+// Narrow says what one request can touch, so that the caller's filter sent
+// to the database holds only the grants and people that can matter to it
+// (the full filter of a GP practice lists every registered person, and its
+// size is what a query pays for). Narrowing only ever removes grants or
+// people, so it cannot widen what the caller sees: a resource outside the
+// narrowing is withheld from that request, never shown.
+type Narrow struct {
+	// Patients, when not nil, are the people the request is about: the
+	// Patient of a compartment search, the subject of a search, the people
+	// a resource to be read refers to.
+	Patients []string
+	// Types, when not nil, are the resource types the request can return
+	// as matches and includes.
+	Types []string
+	// Source, when Known, is the meta.source of the one resource the
+	// request reads ("" for none).
+	Source string
+	Known  bool
+}
+
+// FilterFor is Filter narrowed to what the request can touch.
+func (d *Decider) FilterFor(ctx context.Context, c *Caller, op rune, n Narrow) (*store.Filter, error) {
 	if c.Kind == auth.KindAdmin {
 		return nil, nil
 	}
@@ -254,6 +305,118 @@ func (d *Decider) Filter(ctx context.Context, c *Caller, op rune) (*store.Filter
 	if err != nil {
 		return nil, err
 	}
+	var uc *userClaims
+	if c.Kind != auth.KindPatient {
+		if uc, err = d.claimsOf(ctx, c.User, now); err != nil {
+			return nil, err
+		}
+	}
+	key := string(c.Kind) + "|" + c.User + "|" + c.Org + "|" + c.Role + "|" + c.Patient + "|" + c.scopeKey + "|" + string(op)
+	d.mu.Lock()
+	cf := f.filters[key]
+	d.mu.Unlock()
+	if cf == nil || cf.claims != uc {
+		full, err := d.compile(ctx, f, now, c, op)
+		if err != nil {
+			return nil, err
+		}
+		cf = &compiled{filter: full, claims: uc, sets: make([]map[string]bool, len(full.Grants))}
+		for i, g := range full.Grants {
+			if g.Patients != nil {
+				cf.sets[i] = setOf(g.Patients)
+			}
+		}
+		d.mu.Lock()
+		f.filters[key] = cf
+		d.mu.Unlock()
+	}
+	if n.Patients == nil && n.Types == nil && !n.Known {
+		return cf.filter, nil
+	}
+	out := &store.Filter{Grants: make([]store.Grant, 0, len(cf.filter.Grants))}
+	for i, g := range cf.filter.Grants {
+		if n.Types != nil && g.Types != nil && !anyIn(n.Types, g.Types) {
+			continue
+		}
+		if n.Known && g.Sources != nil && !sourceIn(n.Source, g.Sources) {
+			continue
+		}
+		if g.Patients != nil && n.Patients != nil {
+			var keep []string
+			for _, p := range n.Patients {
+				if cf.sets[i][p] && !slices.Contains(keep, p) {
+					keep = append(keep, p)
+				}
+			}
+			if len(keep) == 0 {
+				continue
+			}
+			g.Patients = keep
+		}
+		if n.Types != nil && g.Types != nil {
+			g.Types = intersectSorted(n.Types, g.Types)
+		}
+		out.Grants = mergeGrant(out.Grants, g)
+	}
+	return out, nil
+}
+
+// mergeGrant appends g, or widens the sources of a grant that differs from
+// it only in its sources: the union of their sources under the same other
+// conditions is exactly the two grants' union, in fewer conditions for the
+// database to parse.
+func mergeGrant(gs []store.Grant, g store.Grant) []store.Grant {
+	for i := range gs {
+		h := &gs[i]
+		if h.Sources != nil && g.Sources != nil && h.NoPatient == g.NoPatient &&
+			slices.Equal(h.Patients, g.Patients) && (h.Patients == nil) == (g.Patients == nil) &&
+			slices.Equal(h.Types, g.Types) && (h.Types == nil) == (g.Types == nil) &&
+			slices.Equal(h.DenyLabels, g.DenyLabels) {
+			h.Sources = mergeSorted(h.Sources, g.Sources)
+			return gs
+		}
+	}
+	return append(gs, g)
+}
+
+func anyIn(a, b []string) bool {
+	for _, s := range a {
+		if slices.Contains(b, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceIn matches a meta.source against grant sources as the store does:
+// equal, or followed by "#" and anything.
+func sourceIn(src string, sources []string) bool {
+	if src == "" {
+		return false
+	}
+	if slices.Contains(sources, src) {
+		return true
+	}
+	i := strings.LastIndexByte(src, '#')
+	for i > 0 {
+		if slices.Contains(sources, src[:i]) {
+			return true
+		}
+		i = strings.LastIndexByte(src[:i], '#')
+	}
+	return false
+}
+
+// compiled is a caller's filter, kept for as long as the facts it was made
+// from (and the caller's claims) hold.
+type compiled struct {
+	filter *store.Filter
+	claims *userClaims
+	sets   []map[string]bool // per grant, its Patients as a set
+}
+
+// compile builds the caller's full filter.
+func (d *Decider) compile(ctx context.Context, f *facts, now time.Time, c *Caller, op rune) (*store.Filter, error) {
 	if c.Kind == auth.KindPatient {
 		return d.patientFilter(ctx, f, c, op)
 	}
@@ -613,4 +776,41 @@ func mergeSorted(a, b []string) []string {
 	out := append(slices.Clone(a), b...)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// Admits reports whether a resource passes f, evaluated in Go exactly as
+// the stores evaluate it in SQL (store.Grant): typ is its type, patients
+// its Patient compartments, source its meta.source and labels its
+// meta.security. A nil filter admits everything. It lets a read by id be
+// decided on the version already read, without a second query.
+func Admits(f *store.Filter, typ string, patients []string, source string, labels []store.Label) bool {
+	if f == nil {
+		return true
+	}
+	for _, g := range f.Grants {
+		if g.Types != nil && !slices.Contains(g.Types, typ) {
+			continue
+		}
+		if g.NoPatient && len(patients) > 0 {
+			continue
+		}
+		if g.Patients != nil && !anyIn(patients, g.Patients) {
+			continue
+		}
+		if g.Sources != nil && !sourceIn(source, g.Sources) {
+			continue
+		}
+		denied := false
+		for _, d := range g.DenyLabels {
+			for _, l := range labels {
+				if l.Code == d.Code && (d.System == "" || d.System == l.System) {
+					denied = true
+				}
+			}
+		}
+		if !denied {
+			return true
+		}
+	}
+	return false
 }

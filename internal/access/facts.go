@@ -42,11 +42,14 @@ func Source(ods string) string { return SourcePrefix + ods }
 type facts struct {
 	seq        int64
 	taken      time.Time
+	gen        int64     // Decider.gen when the sequence was last checked
+	checked    time.Time // when it was
 	orgType    map[string]string   // ODS -> organisation type
 	orgsByType map[string][]string // type -> ODS codes
 	consents   map[string]*consentRules
 	proxies    map[string][]proxyGrant // RelatedPerson id -> grants
 	related    map[string][]string     // ODS -> Patient ids (with linked records)
+	filters    map[string]*compiled    // caller and interaction -> filter
 }
 
 // consentRules are the restrictions one person set (on every Patient id
@@ -101,7 +104,7 @@ func tokenCond(param, system, code string) store.Cond {
 // loadFacts reads organisations, consents and proxies.
 func loadFacts(ctx context.Context, st store.Store, seq int64, now time.Time) (*facts, error) {
 	f := &facts{seq: seq, taken: now, orgType: map[string]string{}, orgsByType: map[string][]string{},
-		consents: map[string]*consentRules{}, proxies: map[string][]proxyGrant{}, related: map[string][]string{}}
+		consents: map[string]*consentRules{}, proxies: map[string][]proxyGrant{}, related: map[string][]string{}, filters: map[string]*compiled{}}
 	orgs, err := searchAll(ctx, st, &store.Query{Types: []string{"Organization"}})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -563,4 +564,78 @@ func TestNoAccessControlServesOnlyTheOperator(t *testing.T) {
 		t.Errorf("status %d, want 403: %s", resp.StatusCode, body)
 	}
 	_ = io.Discard
+}
+
+// seedPeople adds n people registered at GP1, each with two observations,
+// written by the GP practice: the population whose relationships the
+// access filter carries.
+func seedPeople(b testing.TB, n *accessNode, people int) {
+	b.Helper()
+	for start := 0; start < people; start += 50 {
+		var entries []string
+		for i := start; i < min(start+50, people); i++ {
+			meta := `"meta":{"source":"` + access.Source(accesstest.GP1) + `"}`
+			entries = append(entries,
+				fmt.Sprintf(`{"resource":{"resourceType":"Patient","id":"bp%d",%s,"name":[{"family":"Bench"}],"generalPractitioner":[{"reference":"Organization/Z90001"}]},"request":{"method":"PUT","url":"Patient/bp%d"}}`, i, meta, i))
+			for j := range 2 {
+				entries = append(entries,
+					fmt.Sprintf(`{"resource":{"resourceType":"Observation","id":"bp%d-o%d",%s,"status":"final","code":{"text":"pulse"},"subject":{"reference":"Patient/bp%d"}},"request":{"method":"PUT","url":"Observation/bp%d-o%d"}}`, i, j, meta, i, i, j))
+			}
+		}
+		resp, body := n.do(b, scenario{Method: "POST", Path: "/fhir", Headers: jsonCT,
+			Body: `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`})
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("seed: %d %s", resp.StatusCode, trim(body))
+		}
+	}
+}
+
+// BenchmarkAccessCost measures read-by-id and search with and without
+// access control in one run (issue 6: within 15%). "without" is the node
+// operator's token (no filter, no decision); "with" is a GP clinician
+// whose filter carries the practice's whole registered list, the sharing
+// agreements and the labels. Run with
+//
+//	go test -run '^$' -bench AccessCost -benchtime 2000x ./internal/api
+//
+// SHAREDCARE_BENCH_PEOPLE (default 2000) sets the practice's list size.
+func BenchmarkAccessCost(b *testing.B) {
+	people := 2000
+	if v := os.Getenv("SHAREDCARE_BENCH_PEOPLE"); v != "" {
+		fmt.Sscan(v, &people)
+	}
+	for _, be := range backend.ForTests(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			n := startAccessNode(b, be.Open(b))
+			seedPeople(b, n, people)
+			run := func(b *testing.B, caller string, path func(i int) string) {
+				tok := n.tokens[caller]
+				if caller == "admin" {
+					tok = "Bearer " + n.token
+				}
+				// Warm the decider's facts once, as a running node has them.
+				req := httptest.NewRequest("GET", path(0), nil)
+				req.Header.Set("Authorization", tok)
+				n.handler.ServeHTTP(httptest.NewRecorder(), req)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					req := httptest.NewRequest("GET", path(i), nil)
+					req.Header.Set("Authorization", tok)
+					w := httptest.NewRecorder()
+					n.handler.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						b.Fatalf("GET %s as %s: status %d %s", path(i), caller, w.Code, w.Body.String())
+					}
+				}
+			}
+			read := func(i int) string { return fmt.Sprintf("/fhir/Observation/bp%d-o%d", i%people, i%2) }
+			search := func(i int) string { return fmt.Sprintf("/fhir/Observation?subject=Patient/bp%d", i%people) }
+			// Interleaved, so that both halves of a pair see the same machine.
+			b.Run("read/without", func(b *testing.B) { run(b, "admin", read) })
+			b.Run("read/with", func(b *testing.B) { run(b, "gp-clinician", read) })
+			b.Run("search/without", func(b *testing.B) { run(b, "admin", search) })
+			b.Run("search/with", func(b *testing.B) { run(b, "gp-clinician", search) })
+		})
+	}
 }

@@ -155,13 +155,21 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.unmatched(w, r)
 		return
 	}
+	if dec := h.decider(); dec != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// The next decision sees what this request wrote (a consent, a
+		// relationship): access.Decider.Changed.
+		defer dec.Changed()
+	}
 	h.mux.ServeHTTP(w, r)
 }
 
 // isPublic reports whether a /fhir request may go without a token: only the
-// CapabilityStatement, which clients need to discover how to authenticate.
+// CapabilityStatement and the SMART discovery document (SMART App Launch v2
+// places it under the FHIR base), which clients need to discover how to
+// authenticate.
 func isPublic(r *http.Request) bool {
-	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/fhir/metadata"
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(r.URL.Path == "/fhir/metadata" || r.URL.Path == "/fhir/.well-known/smart-configuration")
 }
 
 // authenticate verifies the bearer token of r.
