@@ -42,8 +42,8 @@ func Source(ods string) string { return SourcePrefix + ods }
 type facts struct {
 	seq        int64
 	taken      time.Time
-	gen        int64     // Decider.gen when the sequence was last checked
-	checked    time.Time // when it was
+	gen        int64               // Decider.gen when the sequence was last checked
+	checked    time.Time           // when it was
 	orgType    map[string]string   // ODS -> organisation type
 	orgsByType map[string][]string // type -> ODS codes
 	consents   map[string]*consentRules
