@@ -329,6 +329,7 @@ func TestSMART(t *testing.T) {
 			t.Run("assertion attacks", sn.testAssertionAttacks)
 			t.Run("access token attacks", sn.testAccessTokenAttacks)
 			t.Run("introspection and revocation", sn.testIntrospectRevoke)
+			t.Run("bad input is a 4xx", sn.testBadInput)
 		})
 	}
 }
@@ -918,4 +919,44 @@ func (sn *smartNode) testIntrospectRevoke(t *testing.T) {
 			t.Errorf("revoked admin token: status %d, want 401", got)
 		}
 	})
+}
+
+func (sn *smartNode) testBadInput(t *testing.T) {
+	long := strings.Repeat("x", 70<<10)
+	for _, c := range []struct {
+		method, path, ctype, body string
+	}{
+		{"POST", "/auth/token", "application/x-www-form-urlencoded", "%zz=%"},
+		{"POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=" + long},
+		{"POST", "/auth/token", "", "grant_type=client_credentials"},
+		{"POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=authorization_code&code=" + strings.Repeat("a", 300)},
+		{"POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=refresh_token&refresh_token=.&client_id=app"},
+		{"POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=refresh_token&refresh_token=a.b.c&client_id=app"},
+		{"POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=client_credentials&client_assertion_type=x&client_assertion=y"},
+		{"POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=client_credentials&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion=e30.e30.e30"},
+		{"POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=client_credentials&grant_type=refresh_token"},
+		{"GET", "/auth/token", "", ""},
+		{"GET", "/auth/login", "", ""},
+		{"POST", "/auth/login", "text/plain", "request=x"},
+		{"POST", "/auth/login", "application/x-www-form-urlencoded", "request=" + long},
+		{"GET", "/auth/authorize", "", ""},
+		{"GET", "/auth/authorize?client_id=app&client_id=app", "", ""},
+		{"POST", "/auth/authorize", "application/x-www-form-urlencoded", "%%%"},
+		{"POST", "/auth/introspect", "application/x-www-form-urlencoded", "token=a.b.c"},
+		{"POST", "/auth/introspect", "application/x-www-form-urlencoded", "token=x&token=y"},
+		{"POST", "/auth/revoke", "application/x-www-form-urlencoded", ""},
+		{"POST", "/auth/revoke", "application/x-www-form-urlencoded", "token=x&client_id=nobody"},
+	} {
+		req, _ := http.NewRequest(c.method, sn.url+c.path, strings.NewReader(c.body))
+		if c.ctype != "" {
+			req.Header.Set("Content-Type", c.ctype)
+		}
+		resp, body := sn.send(t, req)
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+			t.Errorf("%s %s %.60q: status %d, want a 4xx: %.200s", c.method, c.path, c.body, resp.StatusCode, body)
+		}
+		if strings.Contains(string(body), "panic") || strings.Contains(string(body), "goroutine") {
+			t.Errorf("%s %s: the answer shows a panic", c.method, c.path)
+		}
+	}
 }
