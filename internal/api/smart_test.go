@@ -118,7 +118,7 @@ func startSMART(t *testing.T, st store.Store) *smartNode {
 	sn := &smartNode{node: n, redirect: "http://127.0.0.1:9/callback", totp: totp,
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	if err := dir.CreateClient(ctx, &directory.Client{ID: "app", Type: directory.Public, RedirectURIs: []string{sn.redirect},
-		Scopes: []string{"user/*.rs", "user/Observation.cruds", "patient/*.rs", "offline_access", "online_access", "openid"}}); err != nil {
+		Scopes: []string{"user/*.rs", "user/Observation.cruds", "patient/*.rs", "offline_access", "online_access", "launch/patient"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := dir.CreateClient(ctx, &directory.Client{ID: "other-app", Type: directory.Public, RedirectURIs: []string{"https://other.example/cb"},
@@ -400,7 +400,7 @@ func (sn *smartNode) testLogin(t *testing.T) {
 		}
 	})
 	t.Run("a user with one role logs in in one post and gets a user token for that role", func(t *testing.T) {
-		tr := sn.login(t, "carol", "", "user/*.rs")
+		tr := sn.login(t, "carol", "", "user/*.rs launch/patient")
 		if tr.TokenType != "Bearer" || tr.ExpiresIn <= 0 || tr.ExpiresIn > 3600 || tr.RefreshToken != "" {
 			t.Errorf("token response %+v: want Bearer, at most an hour, no refresh token without offline/online_access", tr)
 		}
@@ -447,9 +447,9 @@ func (sn *smartNode) testLogin(t *testing.T) {
 		}
 	})
 	t.Run("a patient gets patient scopes only and the patient context", func(t *testing.T) {
-		tr := sn.login(t, "pat", "", "patient/*.rs user/*.rs")
-		if tr.Patient != "p1" || tr.Scope != "patient/*.rs" {
-			t.Errorf("patient token: patient %q scope %q, want p1 and patient/*.rs only", tr.Patient, tr.Scope)
+		tr := sn.login(t, "pat", "", "patient/*.rs user/*.rs launch/patient")
+		if tr.Patient != "p1" || tr.Scope != "patient/*.rs launch/patient" {
+			t.Errorf("patient token: patient %q scope %q, want p1 and patient/*.rs launch/patient only", tr.Patient, tr.Scope)
 		}
 		if in := sn.introspect(t, tr.AccessToken); in["kind"] != "patient" || in["patient"] != "p1" || in["fhirUser"] != "Patient/p1" ||
 			in["sub"] != "Patient/p1" || in["username"] != "pat" || in["role"] != "patient" {

@@ -79,7 +79,7 @@ func TestTOTPCheck(t *testing.T) {
 }
 
 func TestGrantScopes(t *testing.T) {
-	max := []string{"user/*.rs", "user/Observation.cruds", "patient/*.read", "offline_access", "system/*.cruds"}
+	max := []string{"user/*.rs", "user/Observation.cruds", "patient/*.read", "offline_access", "system/*.cruds", "openid"}
 	for _, c := range []struct {
 		name      string
 		requested string
@@ -93,7 +93,8 @@ func TestGrantScopes(t *testing.T) {
 		{"v1 scopes are read in v2 form", "patient/Observation.read", "patient", "patient/Observation.rs"},
 		{"scopes of another context are dropped", "system/*.cruds user/Patient.r", "user", "user/Patient.r"},
 		{"a user cannot get system scopes through a patient login", "system/*.cruds", "patient", ""},
-		{"non-resource scopes only when the maximum lists them", "offline_access online_access openid", "user", "offline_access"},
+		{"non-resource scopes only when the maximum lists them", "offline_access online_access", "user", "offline_access"},
+		{"openid is never granted: there is no id_token", "openid", "user", ""},
 		{"scopes with a query are refused", "user/Observation.rs?category=vital-signs", "user", ""},
 		{"malformed scopes are dropped", "user/*.xyz user/patient.rs user/*. */*.rs", "user", ""},
 		{"each scope once", "user/Patient.rs user/Patient.read", "user", "user/Patient.rs"},

@@ -8,12 +8,15 @@ import "strings"
 // scope then permits on each request (and how it meets the role) is the
 // access layer's decision; the token carries the scopes granted here.
 
-// Non-resource scopes the server understands.
+// Non-resource scopes the server grants. openid and fhirUser are not among
+// them: the server issues no id_token (no OpenID Connect), so granting
+// them would promise what the response does not hold.
 const (
-	ScopeOpenID        = "openid"
-	ScopeFHIRUser      = "fhirUser"
 	ScopeOfflineAccess = "offline_access" // a refresh token that outlives the session
 	ScopeOnlineAccess  = "online_access"  // a refresh token for the session only
+	// ScopeLaunchPatient asks for a patient context: granted to patients
+	// and proxies (their own, or the person they act for); staff have no
+	// patient picker, so it is dropped for them.
 	ScopeLaunchPatient = "launch/patient"
 )
 
@@ -82,7 +85,7 @@ func validScopeType(t string) bool {
 // scope or one of the non-resource scopes above.
 func ValidScope(s string) bool {
 	switch s {
-	case ScopeOpenID, ScopeFHIRUser, ScopeOfflineAccess, ScopeOnlineAccess, ScopeLaunchPatient:
+	case ScopeOfflineAccess, ScopeOnlineAccess, ScopeLaunchPatient:
 		return true
 	}
 	_, ok := ParseResourceScope(s)

@@ -237,6 +237,9 @@ func (s *Server) Login(ctx context.Context, f LoginForm) (*LoginResult, error) {
 		return nil, err
 	}
 	scopes := auth.GrantScopes(req.Scopes, c.Scopes, scopeContext(p.Kind))
+	if p.Kind != auth.KindPatient {
+		scopes = slices.DeleteFunc(scopes, func(s string) bool { return s == auth.ScopeLaunchPatient })
+	}
 	if !hasResourceScope(scopes) {
 		return back("invalid_scope", "none of the requested scopes can be granted to this app for this role")
 	}

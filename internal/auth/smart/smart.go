@@ -173,7 +173,7 @@ func (s *Server) Discovery() map[string]any {
 		"response_types_supported":                         []string{"code"},
 		"code_challenge_methods_supported":                 []string{"S256"},
 		"scopes_supported": []string{"patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "user/*.read",
-			"system/*.read", auth.ScopeOfflineAccess, auth.ScopeOnlineAccess},
+			"system/*.read", auth.ScopeOfflineAccess, auth.ScopeOnlineAccess, auth.ScopeLaunchPatient},
 		"capabilities": []string{
 			"launch-standalone", "authorize-post",
 			"client-public", "client-confidential-asymmetric",
