@@ -43,6 +43,8 @@ const adminUsage = `usage: sharedcare admin <org|user|client|role> <action> [fla
   user create --name NAME [--display TEXT] [--role ORG:role|patient:Patient/ID|proxy:Patient/ID[,RelatedPerson/ID]]... [--totp]
                                    the password is read from standard input (prompted on a terminal)
   user list
+  user password --name NAME        set a new password (read from standard input) and end the user's tokens
+  user totp --name NAME [--off]    enrol a new TOTP secret (printed once), or remove the second factor
   user unlock --name NAME          clear failed logins and the lock they caused
   user disable --name NAME         refuse logins and end the user's tokens
   user enable --name NAME
@@ -80,6 +82,8 @@ var adminActions = map[string]func(context.Context, []string) error{
 	"user create":   adminUserCreate,
 	"user list":     adminUserList,
 	"user unlock":   adminUserUnlock,
+	"user password": adminUserPassword,
+	"user totp":     adminUserTOTP,
 	"user disable":  func(ctx context.Context, a []string) error { return adminUserDisable(ctx, a, true) },
 	"user enable":   func(ctx context.Context, a []string) error { return adminUserDisable(ctx, a, false) },
 	"client create": adminClientCreate,
@@ -553,4 +557,75 @@ func adminRoleList(ctx context.Context, args []string) error {
 		}
 	}
 	return table("USER\tROLE\tORG\tPATIENT\tFHIR USER", rows)
+}
+
+func adminUserPassword(ctx context.Context, args []string) error {
+	var name string
+	st, cfg, fs, err := adminStore(ctx, "user password", args, func(fs *flag.FlagSet) { fs.StringVar(&name, "name", "", "login name") })
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if _, err := directory.New(st).User(ctx, name); err != nil {
+		return err
+	}
+	pw, err := readPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	if _, err := directory.New(st).UpdateUser(ctx, name, func(u *directory.User) error { u.PasswordHash = hash; return nil }); err != nil {
+		return err
+	}
+	// A new password usually means the old one is suspect: sessions made
+	// with it end now, and a lock from guessing it is lifted.
+	srv, err := adminServer(ctx, st, cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.RevokeSubject(ctx, auth.KindUser, name); err != nil {
+		return err
+	}
+	if err := srv.Unlock(ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(adminOut, "user %s has a new password; their tokens are revoked\n", name)
+	return nil
+}
+
+func adminUserTOTP(ctx context.Context, args []string) error {
+	var name string
+	var off bool
+	st, cfg, fs, err := adminStore(ctx, "user totp", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&name, "name", "", "login name")
+		fs.BoolVar(&off, "off", false, "remove the second factor instead")
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	secret := ""
+	if !off {
+		if secret, err = auth.NewTOTPSecret(); err != nil {
+			return err
+		}
+	}
+	if _, err := directory.New(st).UpdateUser(ctx, name, func(u *directory.User) error { u.TOTPSecret = secret; return nil }); err != nil {
+		return err
+	}
+	if off {
+		fmt.Fprintf(adminOut, "user %s logs in without a one-time code\n", name)
+		return nil
+	}
+	fmt.Fprintf(adminOut, "TOTP secret: %s\n%s\n", secret, auth.TOTPURI("sharedcare "+cfg.BaseURL, name, secret))
+	return nil
 }

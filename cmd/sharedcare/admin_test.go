@@ -194,6 +194,19 @@ func TestAdminCommand(t *testing.T) {
 					t.Errorf("alice after disable: %+v, %v", u, err)
 				}
 				mustAdmin(t, "", with("user", "enable", "--name", "alice")...)
+				if out := mustAdmin(t, "", with("user", "totp", "--name", "alice")...); !strings.Contains(out, "otpauth://totp/") {
+					t.Errorf("user totp: %q", out)
+				}
+				if u, _ := directory.New(st).User(context.Background(), "alice"); u == nil || u.TOTPSecret == "" {
+					t.Error("user totp stored no secret")
+				}
+				mustAdmin(t, "", with("user", "totp", "--name", "alice", "--off")...)
+				old, _ := directory.New(st).User(context.Background(), "alice")
+				mustAdmin(t, "another long password\n", with("user", "password", "--name", "alice")...)
+				u, _ := directory.New(st).User(context.Background(), "alice")
+				if u == nil || u.TOTPSecret != "" || u.PasswordHash == old.PasswordHash || !auth.CheckPassword(u.PasswordHash, "another long password") {
+					t.Errorf("after totp --off and password: %+v", u)
+				}
 				mustAdmin(t, "", with("user", "unlock", "--name", "alice")...)
 				if _, err := admin(t, "", with("user", "unlock", "--name", "nobody")...); !fhir.IsKind(err, fhir.ENotFound) {
 					t.Errorf("unlock of an unknown user: %v, want not found", err)
