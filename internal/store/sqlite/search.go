@@ -14,6 +14,12 @@ func (s *Store) Search(ctx context.Context, q *store.Query) (*store.Result, erro
 	if s.down.Load() {
 		return nil, errClosed()
 	}
+	select {
+	case s.searchSlots <- struct{}{}:
+		defer func() { <-s.searchSlots }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	return search(ctx, s.rq, q)
 }
 
