@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/fhir"
@@ -43,7 +44,13 @@ func BenchmarkSearchTargets(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	db, err := pgx.Connect(ctx, dbURL)
+	// The sampler's own connection takes the URL without the pool's
+	// settings (pool_max_conns and the like), which only pgxpool knows.
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,12 @@ import (
 // Search returns current, non-deleted resources matching q, one page at a
 // time, in the order of q.Sort (rid when empty).
 func (s *Store) Search(ctx context.Context, q *store.Query) (*store.Result, error) {
+	select {
+	case s.searchSlots <- struct{}{}:
+		defer func() { <-s.searchSlots }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	res, err := search(ctx, s.pool, q)
 	if err != nil {
 		return nil, dbError(err)
