@@ -54,6 +54,10 @@ const adminUsage = `usage: sharedcare admin <org|user|client|role> <action> [fla
   role add --user NAME --role ORG:role [--fhir-user Practitioner/ID]
   role remove --user NAME --role ORG:role
   role list [--user NAME]
+  oidc set --issuer URL --client-id ID --client-secret-file FILE [--name TEXT]
+           [--user-claim preferred_username] [--org-claim ods] [--role-claim role]
+                                   offer login through an external OpenID Connect provider
+  oidc show | oidc remove
 
 Every action also takes --data DIR or --db URL (or SHAREDCARE_DATA / SHAREDCARE_DB).`
 
@@ -91,6 +95,9 @@ var adminActions = map[string]func(context.Context, []string) error{
 	"role add":      func(ctx context.Context, a []string) error { return adminRole(ctx, a, true) },
 	"role remove":   func(ctx context.Context, a []string) error { return adminRole(ctx, a, false) },
 	"role list":     adminRoleList,
+	"oidc set":      adminOIDCSet,
+	"oidc show":     adminOIDCShow,
+	"oidc remove":   adminOIDCRemove,
 }
 
 // adminStore parses the store flags (and those define adds) and opens the
@@ -627,5 +634,88 @@ func adminUserTOTP(ctx context.Context, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(adminOut, "TOTP secret: %s\n%s\n", secret, auth.TOTPURI("sharedcare "+cfg.BaseURL, name, secret))
+	return nil
+}
+
+func adminOIDCSet(ctx context.Context, args []string) error {
+	var p smart.OIDCProvider
+	var secretFile string
+	st, cfg, fs, err := adminStore(ctx, "oidc set", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&p.Issuer, "issuer", "", "the provider's issuer URL")
+		fs.StringVar(&p.ClientID, "client-id", "", "this server's client id at the provider")
+		fs.StringVar(&secretFile, "client-secret-file", "", "file holding this server's client secret at the provider")
+		fs.StringVar(&p.Name, "name", "", "the provider's name on the login page")
+		fs.StringVar(&p.UserClaim, "user-claim", "", "id_token claim holding the user name (default preferred_username)")
+		fs.StringVar(&p.OrgClaim, "org-claim", "", "id_token claim holding the organisation's ODS code (default ods)")
+		fs.StringVar(&p.RoleClaim, "role-claim", "", "id_token claim holding the role (default role)")
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if secretFile != "" {
+		// A file, not a flag: a flag's value shows in the process list.
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return err
+		}
+		p.ClientSecret = strings.TrimSpace(string(b))
+	}
+	srv, err := adminServer(ctx, st, cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.SetOIDC(ctx, &p); err != nil {
+		return err
+	}
+	fmt.Fprintf(adminOut, "login through %s offered; register this redirect URI there: %s\n", p.Issuer, srv.OIDCCallbackURL())
+	return nil
+}
+
+func adminOIDCShow(ctx context.Context, args []string) error {
+	st, cfg, fs, err := adminStore(ctx, "oidc show", args, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	srv, err := adminServer(ctx, st, cfg)
+	if err != nil {
+		return err
+	}
+	p, err := srv.OIDC(ctx)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		fmt.Fprintln(adminOut, "no OpenID Connect provider is configured")
+		return nil
+	}
+	return table("ISSUER\tCLIENT ID\tUSER CLAIM\tORG CLAIM\tROLE CLAIM\tCALLBACK", [][]string{
+		{p.Issuer, p.ClientID, p.UserClaim, p.OrgClaim, p.RoleClaim, srv.OIDCCallbackURL()}})
+}
+
+func adminOIDCRemove(ctx context.Context, args []string) error {
+	st, cfg, fs, err := adminStore(ctx, "oidc remove", args, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	srv, err := adminServer(ctx, st, cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.SetOIDC(ctx, nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(adminOut, "login through an OpenID Connect provider is no longer offered")
 	return nil
 }

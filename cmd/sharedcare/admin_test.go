@@ -158,6 +158,25 @@ func TestAdminCommand(t *testing.T) {
 					}
 				}
 			})
+			t.Run("oidc", func(t *testing.T) {
+				secret := filepath.Join(t.TempDir(), "secret")
+				os.WriteFile(secret, []byte("s3cret-value\n"), 0o600)
+				out := mustAdmin(t, "", with("oidc", "set", "--issuer", "https://login.example.nhs.uk", "--client-id", "sharedcare", "--client-secret-file", secret)...)
+				if !strings.Contains(out, "/auth/oidc/callback") {
+					t.Errorf("oidc set: %q, want the callback to register", out)
+				}
+				out = mustAdmin(t, "", with("oidc", "show")...)
+				if !strings.Contains(out, "https://login.example.nhs.uk") || !strings.Contains(out, "preferred_username") || strings.Contains(out, "s3cret") {
+					t.Errorf("oidc show (must not show the secret):\n%s", out)
+				}
+				if _, err := admin(t, "", with("oidc", "set", "--issuer", "http://login.example", "--client-id", "x", "--client-secret-file", secret)...); !fhir.IsKind(err, fhir.EInvalid) {
+					t.Errorf("an http issuer: %v, want invalid", err)
+				}
+				mustAdmin(t, "", with("oidc", "remove")...)
+				if out := mustAdmin(t, "", with("oidc", "show")...); !strings.Contains(out, "no OpenID Connect provider") {
+					t.Errorf("oidc show after remove: %q", out)
+				}
+			})
 			t.Run("disabling a user ends their tokens", func(t *testing.T) {
 				st, err := backend.Open(context.Background(), data, s.db)
 				if err != nil {

@@ -72,6 +72,8 @@ func (h *handler) smartRoutes() {
 	m.HandleFunc("POST /auth/introspect", sh.introspect)
 	m.HandleFunc("POST /auth/revoke", sh.revoke)
 	m.HandleFunc("GET /auth/jwks", sh.jwks)
+	m.HandleFunc("GET /auth/oidc", sh.oidcStart)
+	m.HandleFunc("GET /auth/oidc/callback", sh.oidcCallback)
 }
 
 func (sh *smartHandler) discovery(w http.ResponseWriter, r *http.Request) {
@@ -158,6 +160,29 @@ func (sh *smartHandler) authorizeFailed(w http.ResponseWriter, r *http.Request, 
 		status = http.StatusServiceUnavailable
 	}
 	sh.errorPage(w, r, status, "The server could not complete the login. Try again later.")
+}
+
+// oidcStart sends the browser to the external identity provider.
+func (sh *smartHandler) oidcStart(w http.ResponseWriter, r *http.Request) {
+	to, err := sh.srv.StartOIDC(r.Context(), r.URL.Query().Get("request"))
+	if err != nil {
+		sh.authorizeFailed(w, r, err)
+		return
+	}
+	noStore(w)
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// oidcCallback takes the provider's answer and sends the browser back to
+// the app.
+func (sh *smartHandler) oidcCallback(w http.ResponseWriter, r *http.Request) {
+	to, err := sh.srv.FinishOIDC(r.Context(), r.URL.Query())
+	if err != nil {
+		sh.authorizeFailed(w, r, err)
+		return
+	}
+	noStore(w)
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 func (sh *smartHandler) token(w http.ResponseWriter, r *http.Request) {
@@ -309,6 +334,7 @@ fieldset{margin-top:1rem}</style></head><body>
 <label for="role">Role, as ORGANISATION:role (if you hold more than one; leave empty to choose next)</label><input type="text" id="role" name="role">
 {{end}}<button type="submit">Continue</button>
 </form>
+{{if and .External (not .Choose)}}<p>Or <a href="/auth/oidc?request={{.Request}}">log in with {{.External}}</a>.</p>{{end}}
 <details><summary>What the app asks for</summary><ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul></details>{{end}}
 {{if .Login}}{{template "login" .Login}}{{else}}{{template "error" .Message}}{{end}}
 </body></html>

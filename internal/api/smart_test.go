@@ -26,6 +26,7 @@ import (
 	"github.com/sharedcare/sharedcare/internal/access"
 	"github.com/sharedcare/sharedcare/internal/api"
 	"github.com/sharedcare/sharedcare/internal/auth"
+	"github.com/sharedcare/sharedcare/internal/auth/smart"
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/directory"
 	"github.com/sharedcare/sharedcare/internal/engine"
@@ -330,6 +331,7 @@ func TestSMART(t *testing.T) {
 			t.Run("access token attacks", sn.testAccessTokenAttacks)
 			t.Run("introspection and revocation", sn.testIntrospectRevoke)
 			t.Run("bad input is a 4xx", sn.testBadInput)
+			t.Run("external provider link", sn.testOIDCLink)
 		})
 	}
 }
@@ -951,6 +953,34 @@ func (sn *smartNode) testBadInput(t *testing.T) {
 		}
 		if strings.Contains(string(body), "panic") || strings.Contains(string(body), "goroutine") {
 			t.Errorf("%s %s: the answer shows a panic", c.method, c.path)
+		}
+	}
+}
+
+func (sn *smartNode) testOIDCLink(t *testing.T) {
+	ctx := context.Background()
+	srv, err := smart.New(sn.auth, sn.st, smart.Config{BaseURL: sn.base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetOIDC(ctx, &smart.OIDCProvider{Issuer: "http://127.0.0.1:9", ClientID: "sc", ClientSecret: "x", Name: "Care ID"}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.SetOIDC(ctx, nil)
+	_, challenge := pkce()
+	_, body := sn.get(t, "/auth/authorize?"+sn.authorizeQuery(challenge, "user/*.rs").Encode(), "")
+	m := requestField.FindSubmatch(body)
+	if m == nil || !strings.Contains(string(body), `href="/auth/oidc?request=`+string(m[1])+`">log in with Care ID`) {
+		t.Errorf("login page without the provider's link: %s", body)
+	}
+	// The provider is down: an error page, never a redirect anywhere.
+	resp, _ := sn.get(t, "/auth/oidc?request="+string(m[1]), "")
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Errorf("start with the provider unreachable: status %d location %q, want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, path := range []string{"/auth/oidc?request=unknown", "/auth/oidc/callback?state=unknown&code=x", "/auth/oidc/callback"} {
+		if resp, _ := sn.get(t, path, ""); resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+			t.Errorf("%s: status %d location %q, want 400 and no redirect", path, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
 }

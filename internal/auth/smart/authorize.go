@@ -43,6 +43,7 @@ type codeGrant struct {
 	Role        directory.Assignment `json:"role"`
 	Scopes      []string             `json:"scopes"`
 	Expires     time.Time            `json:"expires"`
+	External    bool                 `json:"external,omitempty"` // vouched for by the OpenID Connect provider
 }
 
 // AuthorizeError is a refusal of an authorisation request. With
@@ -70,6 +71,25 @@ type LoginPage struct {
 	Scopes     []string
 	Error      string                 // shown above the form after a failed attempt
 	Choose     []directory.Assignment // set when the user must pick one role
+	// External names the OpenID Connect provider the user may log in
+	// with instead (a link to /auth/oidc?request=...); "" when none.
+	External string
+}
+
+// loginPage is the form for request id.
+func (s *Server) loginPage(ctx context.Context, id string, c *directory.Client, scopes []string) (*LoginPage, error) {
+	page := &LoginPage{Request: id, ClientName: clientName(c), Scopes: scopes}
+	p, err := s.OIDC(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		page.External = p.Name
+		if page.External == "" {
+			page.External = p.Issuer
+		}
+	}
+	return page, nil
 }
 
 // Authorize checks an authorisation request (the query of GET
@@ -120,7 +140,7 @@ func (s *Server) Authorize(ctx context.Context, q url.Values) (*LoginPage, error
 	if err := s.putJSON(ctx, bucketRequests, id, req, 0, s.a.Now().Add(requestTTL)); err != nil {
 		return nil, err
 	}
-	return &LoginPage{Request: id, ClientName: clientName(c), Scopes: scopes}, nil
+	return s.loginPage(ctx, id, c, scopes)
 }
 
 func clientName(c *directory.Client) string {
@@ -178,7 +198,10 @@ func (s *Server) Login(ctx context.Context, f LoginForm) (*LoginResult, error) {
 		}
 		return nil, err
 	}
-	page := &LoginPage{Request: f.Request, ClientName: clientName(c), Scopes: req.Scopes}
+	page, err := s.loginPage(ctx, f.Request, c, req.Scopes)
+	if err != nil {
+		return nil, err
+	}
 
 	var u *directory.User
 	if req.User != "" && f.Password == "" {
@@ -228,13 +251,26 @@ func (s *Server) Login(ctx context.Context, f LoginForm) (*LoginResult, error) {
 	if err := s.kv.DeleteKV(ctx, bucketRequests, f.Request); err != nil {
 		return nil, err
 	}
-	back := func(code, desc string) (*LoginResult, error) {
+	redirect, err := s.issueCode(ctx, &req, c, u, role, false)
+	if err != nil {
+		return nil, err
+	}
+	return &LoginResult{Redirect: redirect}, nil
+}
+
+// issueCode ends a login that proved who the user is (u, in role): it
+// grants the scopes the app may have for that role and returns the
+// redirect back to the app, with a code or an error. external marks a
+// user vouched for by the OpenID Connect provider rather than the
+// directory.
+func (s *Server) issueCode(ctx context.Context, req *authRequest, c *directory.Client, u *directory.User, role directory.Assignment, external bool) (string, error) {
+	back := func(code, desc string) (string, error) {
 		e := &AuthorizeError{RedirectURI: req.RedirectURI, State: req.State, Code: code, Description: desc}
-		return &LoginResult{Redirect: e.Redirect()}, nil
+		return e.Redirect(), nil
 	}
 	p, err := s.userPrincipal(ctx, u, role, c.ID)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	scopes := auth.GrantScopes(req.Scopes, c.Scopes, scopeContext(p.Kind))
 	if p.Kind != auth.KindPatient {
@@ -245,11 +281,11 @@ func (s *Server) Login(ctx context.Context, f LoginForm) (*LoginResult, error) {
 	}
 	code := randomToken(32)
 	g := codeGrant{Client: c.ID, RedirectURI: req.RedirectURI, Challenge: req.Challenge, User: u.Name, Role: role,
-		Scopes: scopes, Expires: s.a.Now().Add(codeTTL)}
+		Scopes: scopes, Expires: s.a.Now().Add(codeTTL), External: external}
 	if err := s.putJSON(ctx, bucketCodes, hashKey(code), g, 0, g.Expires.Add(auth.Leeway)); err != nil {
-		return nil, err
+		return "", err
 	}
-	return &LoginResult{Redirect: withQuery(req.RedirectURI, url.Values{"code": {code}, "state": {req.State}})}, nil
+	return withQuery(req.RedirectURI, url.Values{"code": {code}, "state": {req.State}}), nil
 }
 
 // chooseRole picks the session's role: the one asked for, if the user

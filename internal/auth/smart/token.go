@@ -154,9 +154,19 @@ func (s *Server) codeGrant(ctx context.Context, form url.Values) (*TokenResponse
 	case !pkceMatches(form.Get("code_verifier"), g.Challenge):
 		return nil, oauthErr("invalid_grant", "code_verifier does not match the code_challenge")
 	}
-	u, role, oerr := s.stillHolds(ctx, g.User, g.Role)
-	if oerr != nil {
-		return nil, oerr
+	var u *directory.User
+	role := g.Role
+	if g.External {
+		// The provider vouched for this user a minute ago; the directory
+		// does not know them, so nothing could be re-checked at a refresh:
+		// the session gets no refresh token.
+		u = &directory.User{Name: g.User, Roles: []directory.Assignment{g.Role}}
+		g.Scopes = slices.DeleteFunc(g.Scopes, func(s string) bool { return s == auth.ScopeOfflineAccess || s == auth.ScopeOnlineAccess })
+	} else {
+		var oerr *Error
+		if u, role, oerr = s.stillHolds(ctx, g.User, g.Role); oerr != nil {
+			return nil, oerr
+		}
 	}
 	now := s.a.Now()
 	sid := randomToken(18)
