@@ -109,6 +109,7 @@ func startSMART(t *testing.T, st store.Store) *smartNode {
 		{Name: "alice", PasswordHash: hash, Roles: []directory.Assignment{{Org: "RXX", Role: "nurse"}, {Org: "A81001", Role: "clinician", FHIRUser: "Practitioner/alice"}}},
 		{Name: "bob", PasswordHash: hash, TOTPSecret: totp, Roles: []directory.Assignment{{Org: "RXX", Role: "paramedic"}}},
 		{Name: "pat", PasswordHash: hash, Roles: []directory.Assignment{{Role: "patient", Patient: "p1", FHIRUser: "Patient/p1"}}},
+		{Name: "dave", PasswordHash: hash, Roles: []directory.Assignment{{Org: "RXX", Role: "nurse"}}},
 		{Name: "rita", PasswordHash: hash, Roles: []directory.Assignment{{Role: "proxy", Patient: "p1", FHIRUser: "RelatedPerson/r1"}}},
 		{Name: "carol", PasswordHash: hash, Roles: []directory.Assignment{{Org: "RXX", Role: "admin-clerk"}}},
 	} {
@@ -129,6 +130,10 @@ func startSMART(t *testing.T, st store.Store) *smartNode {
 	sn.rsaKey, _ = rsa.GenerateKey(rand.Reader, 2048)
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &sn.rsaKey.PublicKey, KeyID: "rsa-1", Algorithm: "RS384", Use: "sig"}}}
 	jwks, _ := json.Marshal(set)
+	if err := dir.CreateClient(ctx, &directory.Client{ID: "web", Type: directory.Confidential, RedirectURIs: []string{sn.redirect}, JWKS: jwks,
+		Scopes: []string{"user/*.rs", "online_access"}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := dir.CreateClient(ctx, &directory.Client{ID: "feed", Type: directory.System, Org: "RXX", JWKS: jwks,
 		Scopes: []string{"system/*.rs", "system/Observation.c"}}); err != nil {
 		t.Fatal(err)
@@ -644,7 +649,38 @@ func (sn *smartNode) testCodeExchange(t *testing.T) {
 			t.Errorf("the first exchange's token after a replay: status %d, want 401", got)
 		}
 	})
-	t.Run("a confidential-only grant type is refused to a system client", func(t *testing.T) {
+	t.Run("a confidential app authenticates with a client assertion, never its client_id alone", func(t *testing.T) {
+		verifier, challenge := pkce()
+		q := sn.authorizeQuery(challenge, "user/*.rs online_access")
+		q.Set("client_id", "web")
+		resp, body := sn.get(t, "/auth/authorize?"+q.Encode(), "")
+		m := requestField.FindSubmatch(body)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("authorize: %d %s", resp.StatusCode, body)
+		}
+		resp, body = sn.post(t, "/auth/login", url.Values{"request": {string(m[1])}, "username": {"dave"}, "password": {testPassword}}, "")
+		code := sn.codeFrom(t, resp, body)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {sn.redirect}, "code_verifier": {verifier}, "client_id": {"web"}}
+		if status, tr := sn.token(t, form); status != http.StatusUnauthorized || tr.Error != "invalid_client" {
+			t.Errorf("confidential client with client_id alone: status %d error %q, want 401 invalid_client", status, tr.Error)
+		}
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", assertion(t, jose.RS384, sn.rsaKey, "rsa-1", "web", sn.url+"/auth/token", nil))
+		status, tr := sn.token(t, form)
+		if status != http.StatusOK || tr.RefreshToken == "" {
+			t.Fatalf("confidential client with an assertion: status %d %+v", status, tr)
+		}
+		rf := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {"web"}}
+		if status, _ := sn.token(t, rf); status != http.StatusUnauthorized {
+			t.Errorf("refresh by a confidential client without an assertion: status %d, want 401", status)
+		}
+		rf.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		rf.Set("client_assertion", assertion(t, jose.RS384, sn.rsaKey, "rsa-1", "web", sn.url+"/auth/token", nil))
+		if status, tr := sn.token(t, rf); status != http.StatusOK || tr.AccessToken == "" {
+			t.Errorf("refresh with an assertion: status %d %+v", status, tr)
+		}
+	})
+	t.Run("the password grant is not offered", func(t *testing.T) {
 		status, tr := sn.token(t, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {testPassword}})
 		if status != http.StatusBadRequest || tr.Error != "unsupported_grant_type" {
 			t.Errorf("password grant: status %d error %q, want unsupported_grant_type", status, tr.Error)

@@ -2,7 +2,8 @@
 // (authorisation code with PKCE for user-facing apps, through a plain HTML
 // login form), SMART Backend Services (client credentials with
 // private_key_jwt for system-to-system feeds), refresh, token
-// introspection (RFC 7662) and revocation (RFC 7009).
+// introspection (RFC 7662) and revocation (RFC 7009), and optionally login
+// through an external OpenID Connect provider (oidc.go).
 //
 // It decides who gets a token and what the token says; the access layer
 // decides what the token's holder may see. Tokens are the node's own
