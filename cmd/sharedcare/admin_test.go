@@ -6,10 +6,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +255,85 @@ func TestAdminCommandRefusesBadUsage(t *testing.T) {
 		if _, err := admin(t, "", args...); !errors.As(err, new(usageError)) {
 			t.Errorf("admin %v: %v, want a usage error", args, err)
 		}
+	}
+}
+
+// TestAdminThenLoginAgainstServe is the script an operator and an app run
+// against the real binary: register an organisation, a user and a public
+// app with "sharedcare admin", start "sharedcare serve", log in through the
+// plain HTML form with an ordinary HTTP client, use the token, revoke it.
+func TestAdminThenLoginAgainstServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary")
+	}
+	t.Setenv("SHAREDCARE_DATA", "")
+	t.Setenv("SHAREDCARE_DB", "")
+	bin := sharedcareBinary(t)
+	data, addr := t.TempDir(), freeAddr(t)
+	where := []string{"--data", data, "--addr", addr}
+	base := "http://" + addr
+	mustAdmin(t, "", append([]string{"org", "create", "--ods", "A81001", "--type", "gp-practice"}, where...)...)
+	mustAdmin(t, "a long enough password\n", append([]string{"user", "create", "--name", "gp1", "--role", "A81001:clinician"}, where...)...)
+	mustAdmin(t, "", append([]string{"client", "create", "--id", "app", "--type", "public", "--redirect-uri", "http://127.0.0.1:9/cb",
+		"--scope", "user/*.rs online_access"}, where...)...)
+	startServe(t, bin, where...)
+
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u, bearer string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	post := func(path string, form url.Values) (*http.Response, string) {
+		resp, err := hc.PostForm(base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, body := get(base+"/fhir/.well-known/smart-configuration", ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, base+"/auth/token") {
+		t.Fatalf("discovery: %d %s", resp.StatusCode, body)
+	}
+	verifier := "a-verifier-of-at-least-forty-three-characters-xyz"
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {"app"}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "scope": {"user/*.rs online_access"},
+		"state": {"xyz"}, "aud": {base + "/fhir"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	resp, page := get(base+"/auth/authorize?"+q.Encode(), "")
+	m := regexp.MustCompile(`name="request" value="([^"]+)"`).FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("authorize: %d %s", resp.StatusCode, page)
+	}
+	resp, body := post("/auth/login", url.Values{"request": {m[1]}, "username": {"gp1"}, "password": {"a long enough password"}})
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("login: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	resp, body = post("/auth/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {"http://127.0.0.1:9/cb"}, "code_verifier": {verifier}, "client_id": {"app"}})
+	var tr struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &tr) != nil || tr.AccessToken == "" || tr.RefreshToken == "" {
+		t.Fatalf("token: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := get(base+"/fhir/Patient/nobody", tr.AccessToken); resp.StatusCode == http.StatusUnauthorized {
+		t.Errorf("the user's token on /fhir: 401 %s", body)
+	}
+	if resp, _ := post("/auth/revoke", url.Values{"token": {tr.RefreshToken}, "client_id": {"app"}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if resp, _ := get(base+"/fhir/Patient/nobody", tr.AccessToken); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the token of a revoked session on /fhir: %d, want 401", resp.StatusCode)
 	}
 }
