@@ -19,8 +19,8 @@ import (
 // be raised later and old hashes still verify with the parameters they
 // carry.
 //
-// The cost is OWASP's argon2id baseline (m = 19 MiB, t = 2, p = 1): about
-// 30 ms on one core of the development machine, slow enough to make
+// The cost is OWASP's argon2id baseline (m = 19 MiB, t = 2, p = 1): 30 ms
+// per check on the development machine (BenchmarkCheckPassword), slow enough to make
 // guessing from a stolen store expensive, cheap enough for a 2-core node to
 // log a ward in at shift change.
 const (

@@ -107,3 +107,17 @@ func TestGrantScopes(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCheckPassword is the cost of one login's password check (and of
+// one guess against a stolen hash):
+//
+//	go test -run '^$' -bench CheckPassword ./internal/auth
+func BenchmarkCheckPassword(b *testing.B) {
+	h, err := HashPassword("correct horse battery staple")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		CheckPassword(h, "correct horse battery staple")
+	}
+}
