@@ -2,6 +2,7 @@ package access_test
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -187,5 +188,18 @@ func TestPolicyRefusesMistakes(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDocsShowThePolicy: docs/ACCESS.md quotes the policy the server
+// enforces, word for word, so the page an information-governance lead
+// reviews cannot drift from the rules.
+func TestDocsShowThePolicy(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/ACCESS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```\n"+policy.Text+"```") {
+		t.Error("docs/ACCESS.md does not end with the current policy/sharedcare.policy; copy it in")
 	}
 }
