@@ -87,6 +87,7 @@ type Caller struct {
 	Kind    auth.Kind
 	User    string // the subject
 	Org     string // ODS code
+	OrgType string // the organisation's type as the token says, used when the data has no Organization for Org
 	Role    string // a role of the policy
 	Scopes  Scopes
 	Patient string // for a patient: their Patient id; for a proxy: their RelatedPerson id
@@ -102,7 +103,7 @@ func CallerOf(p *auth.Principal) (*Caller, error) {
 	if p == nil {
 		return nil, fhir.Errorf(fhir.EUnauthorized, "", "authentication required")
 	}
-	c := &Caller{Kind: p.Kind, User: p.Subject, Org: p.Organisation, Role: p.Role, scopeKey: strings.Join(p.Scopes, " ")}
+	c := &Caller{Kind: p.Kind, User: p.Subject, Org: p.Organisation, OrgType: p.OrganisationType, Role: p.Role, scopeKey: strings.Join(p.Scopes, " ")}
 	switch p.Kind {
 	case auth.KindAdmin:
 	case auth.KindUser:
@@ -311,7 +312,7 @@ func (d *Decider) FilterFor(ctx context.Context, c *Caller, op rune, n Narrow) (
 			return nil, err
 		}
 	}
-	key := string(c.Kind) + "|" + c.User + "|" + c.Org + "|" + c.Role + "|" + c.Patient + "|" + c.scopeKey + "|" + string(op)
+	key := string(c.Kind) + "|" + c.User + "|" + c.Org + "|" + c.OrgType + "|" + c.Role + "|" + c.Patient + "|" + c.scopeKey + "|" + string(op)
 	d.mu.Lock()
 	cf := f.filters[key]
 	d.mu.Unlock()
@@ -498,6 +499,9 @@ func (d *Decider) grants(f *facts, c *Caller, role *Role, types, patients []stri
 		return gs
 	}
 	viewerType := f.orgType[c.Org]
+	if viewerType == "" {
+		viewerType = c.OrgType // the directory knows the organisation; the data does not (yet)
+	}
 	for _, s := range d.pol.Shares {
 		if s.Purpose != "direct-care" || !slices.Contains(s.To, viewerType) {
 			continue
