@@ -74,7 +74,7 @@ func (b *sqlBuilder) where(q *store.Query) error {
 func (b *sqlBuilder) wherePage(q *store.Query) error {
 	b.filter = q.Filter
 	if len(q.Sort) == 0 && len(q.Types) == 1 {
-		if d := pickDriver(q.Clauses, true); d >= 0 && len(q.Clauses[d]) == 1 && streamable(q.Clauses[d][0]) {
+		if d := store.PickDriver(q.Clauses, true); d >= 0 && len(q.Clauses[d]) == 1 && streamable(q.Clauses[d][0]) {
 			b.stream = true
 		}
 	}
@@ -119,7 +119,7 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 	b.w(a + ".deleted = 0")
 	driver := -1
 	if drive {
-		driver = pickDriver(clauses, len(types) > 0)
+		driver = store.PickDriver(clauses, len(types) > 0)
 	}
 	if len(types) > 0 {
 		// With a driving clause, the unary + keeps SQLite from driving by
@@ -178,104 +178,6 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 		b.w(")")
 	}
 	return b.filterTest(a)
-}
-
-// pickDriver returns the index of the clause to drive the query from, or
-// -1 when none can (every clause needs a correlated test: :not, :missing).
-func pickDriver(clauses []store.Clause, typed bool) int {
-	best, bestRank := -1, math.MaxInt
-	for i, cl := range clauses {
-		if len(cl) == 0 {
-			continue
-		}
-		r := 0
-		for _, c := range cl {
-			cr := condRank(c, typed)
-			if cr < 0 {
-				r = -1
-				break
-			}
-			r = max(r, cr)
-		}
-		if r >= 0 && r < bestRank {
-			best, bestRank = i, r
-		}
-	}
-	return best
-}
-
-// condRank orders conditions by how few rows their index lookup is likely
-// to yield (lower is fewer); -1 means the condition has no set form.
-func condRank(c store.Cond, typed bool) int {
-	if c.Not || c.Missing == store.MissingTrue {
-		return -1
-	}
-	if c.Missing == store.MissingFalse {
-		return 8
-	}
-	switch c.Kind {
-	case store.CondID:
-		if !typed {
-			return -1 // no index on id alone
-		}
-		return 0
-	case store.CondCompartment:
-		return 1
-	case store.CondReference:
-		if c.RefID != "" {
-			return 1
-		}
-		return 2
-	case store.CondToken:
-		switch {
-		case c.Text:
-			return 7
-		case c.AnyCode:
-			return 6
-		}
-		return 2
-	case store.CondURI:
-		switch c.Match {
-		case store.MatchExact:
-			return 2
-		case store.MatchPrefix:
-			return 3
-		}
-		return 6
-	case store.CondString:
-		switch c.Match {
-		case store.MatchPrefix:
-			if c.Value == "" {
-				return 8
-			}
-			return 3
-		case store.MatchExact:
-			return 6
-		}
-		return 7
-	case store.CondText, store.CondComposite:
-		return 3
-	case store.CondChain, store.CondHas, store.CondQuantity:
-		return 4
-	case store.CondDate, store.CondNumber:
-		if c.Prefix == store.PrefixNE {
-			return 7
-		}
-		if c.Kind == store.CondDate && (c.Prefix == store.PrefixEQ || c.Prefix == store.PrefixAP) && c.Hi-c.Lo < 86400000 {
-			// A day or less (birthdate=1980-01-01): a few rows among
-			// thousands of people, where a family-name prefix can match
-			// hundreds (measured on 1.1M resources: "smith" 698 rows,
-			// 3-90 ms; the birth date, a handful).
-			return 2
-		}
-		return 5
-	case store.CondLastUpdated:
-		if !typed {
-			return -1
-		}
-		return 5
-	}
-	return -1
 }
 
 // condSet writes c as a SELECT of the rids of matching resources of types.
