@@ -89,12 +89,17 @@ type Caller struct {
 	Org     string // ODS code
 	OrgType string // the organisation's type as the token says, used when the data has no Organization for Org
 	Role    string // a role of the policy
-	Scopes  Scopes
 	Patient string // for a patient: their Patient id; for a proxy: their RelatedPerson id
 	Proxy   bool
 
-	scopeKey string // the scopes as granted, for caching the caller's filter
+	scopeKey  string // the scopes as granted, for caching the caller's filter
+	scopeCtx  string // user, system or patient
+	rawScopes []string
 }
+
+// Scopes returns what the caller's token scopes grant. They are parsed
+// when a filter is compiled, not on every request.
+func (c *Caller) Scopes() Scopes { return GrantedScopes(c.scopeCtx, c.rawScopes) }
 
 // CallerOf maps a verified principal to a Caller. Patients and proxies are
 // KindPatient principals whose Subject is "Patient/<id>" (the person) or
@@ -110,13 +115,13 @@ func CallerOf(p *auth.Principal) (*Caller, error) {
 		if p.Role == "patient" || p.Role == "system" || p.Organisation == "" {
 			return nil, forbidden("a user needs a role at an organisation")
 		}
-		c.Scopes = GrantedScopes("user", p.Scopes)
+		c.scopeCtx, c.rawScopes = "user", p.Scopes
 	case auth.KindSystem:
 		if p.Organisation == "" {
 			return nil, forbidden("a system client needs an organisation")
 		}
 		c.Role = "system"
-		c.Scopes = GrantedScopes("system", p.Scopes)
+		c.scopeCtx, c.rawScopes = "system", p.Scopes
 	case auth.KindPatient:
 		c.Role = "patient"
 		c.Org = ""
@@ -127,7 +132,7 @@ func CallerOf(p *auth.Principal) (*Caller, error) {
 		} else {
 			return nil, forbidden("a patient token must name a Patient or RelatedPerson")
 		}
-		c.Scopes = GrantedScopes("patient", p.Scopes)
+		c.scopeCtx, c.rawScopes = "patient", p.Scopes
 	default:
 		return nil, forbidden("unknown kind of caller")
 	}
@@ -303,34 +308,9 @@ func (d *Decider) FilterFor(ctx context.Context, c *Caller, op rune, n Narrow) (
 	if c.Kind == auth.KindAdmin {
 		return nil, nil
 	}
-	f, now, err := d.current(ctx)
+	cf, err := d.compiledFor(ctx, c, op)
 	if err != nil {
 		return nil, err
-	}
-	var uc *userClaims
-	if c.Kind != auth.KindPatient {
-		if uc, err = d.claimsOf(ctx, c.User, now); err != nil {
-			return nil, err
-		}
-	}
-	key := string(c.Kind) + "|" + c.User + "|" + c.Org + "|" + c.OrgType + "|" + c.Role + "|" + c.Patient + "|" + c.scopeKey + "|" + string(op)
-	d.mu.Lock()
-	cf := f.filters[key]
-	d.mu.Unlock()
-	if cf == nil || cf.claims != uc {
-		full, err := d.compile(ctx, f, now, c, op)
-		if err != nil {
-			return nil, err
-		}
-		cf = &compiled{filter: full, claims: uc, sets: make([]map[string]bool, len(full.Grants))}
-		for i, g := range full.Grants {
-			if g.Patients != nil {
-				cf.sets[i] = setOf(g.Patients)
-			}
-		}
-		d.mu.Lock()
-		f.filters[key] = cf
-		d.mu.Unlock()
 	}
 	if n.Patients == nil && n.Types == nil && !n.Known {
 		return cf.filter, nil
@@ -416,6 +396,89 @@ func sourceIn(src string, sources []string) bool {
 	return false
 }
 
+// compiledFor returns the caller's full filter for op, compiled once per
+// facts and claims.
+func (d *Decider) compiledFor(ctx context.Context, c *Caller, op rune) (*compiled, error) {
+	f, now, err := d.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var uc *userClaims
+	if c.Kind != auth.KindPatient {
+		if uc, err = d.claimsOf(ctx, c.User, now); err != nil {
+			return nil, err
+		}
+	}
+	key := string(c.Kind) + "|" + c.User + "|" + c.Org + "|" + c.OrgType + "|" + c.Role + "|" + c.Patient + "|" + c.scopeKey + "|" + string(op)
+	d.mu.Lock()
+	cf := f.filters[key]
+	d.mu.Unlock()
+	if cf == nil || cf.claims != uc {
+		full, err := d.compile(ctx, f, now, c, op)
+		if err != nil {
+			return nil, err
+		}
+		cf = &compiled{filter: full, claims: uc, sets: make([]map[string]bool, len(full.Grants))}
+		for i, g := range full.Grants {
+			if g.Patients != nil {
+				cf.sets[i] = setOf(g.Patients)
+			}
+		}
+		d.mu.Lock()
+		f.filters[key] = cf
+		d.mu.Unlock()
+	}
+	return cf, nil
+}
+
+// Allows reports whether the caller may read (op r) a resource: the test
+// of Admits on the caller's full filter, without building a narrowed copy
+// (the read-by-id path, where it runs once per request).
+func (d *Decider) Allows(ctx context.Context, c *Caller, op rune, typ string, patients []string, source string, labels []store.Label) (bool, error) {
+	if c.Kind == auth.KindAdmin {
+		return true, nil
+	}
+	cf, err := d.compiledFor(ctx, c, op)
+	if err != nil {
+		return false, err
+	}
+	for i, g := range cf.filter.Grants {
+		if g.Types != nil && !slices.Contains(g.Types, typ) {
+			continue
+		}
+		if g.NoPatient && len(patients) > 0 {
+			continue
+		}
+		if g.Patients != nil {
+			in := false
+			for _, p := range patients {
+				in = in || cf.sets[i][p]
+			}
+			if !in {
+				continue
+			}
+		}
+		if g.Sources != nil && !sourceIn(source, g.Sources) {
+			continue
+		}
+		if !deniedBy(g.DenyLabels, labels) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func deniedBy(deny, labels []store.Label) bool {
+	for _, dl := range deny {
+		for _, l := range labels {
+			if l.Code == dl.Code && (dl.System == "" || dl.System == l.System) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // compiled is a caller's filter, kept for as long as the facts it was made
 // from (and the caller's claims) hold.
 type compiled struct {
@@ -437,7 +500,7 @@ func (d *Decider) compile(ctx context.Context, f *facts, now time.Time, c *Calle
 	if isWrite(op) {
 		cats = role.Write
 	}
-	types := c.Scopes.Filter(d.pol.types(cats), op)
+	types := c.Scopes().Filter(d.pol.types(cats), op)
 	out := &store.Filter{}
 	if dir := intersectSorted(types, d.pol.Categories["directory"]); len(dir) > 0 && !isWrite(op) {
 		out.Grants = append(out.Grants, store.Grant{NoPatient: true, Types: dir})
@@ -556,7 +619,7 @@ func (d *Decider) patientFilter(ctx context.Context, f *facts, c *Caller, op run
 		if isWrite(op) {
 			cats = role.Write
 		}
-		types := c.Scopes.Filter(d.pol.types(cats), op)
+		types := c.Scopes().Filter(d.pol.types(cats), op)
 		if dir := intersectSorted(types, d.pol.Categories["directory"]); len(dir) > 0 && !isWrite(op) {
 			out.Grants = append(out.Grants, store.Grant{NoPatient: true, Types: dir})
 		}
@@ -577,7 +640,7 @@ func (d *Decider) patientFilter(ctx context.Context, f *facts, c *Caller, op run
 	}
 	var dir []string
 	for _, g := range f.proxies[c.Patient] {
-		types := c.Scopes.Filter(d.pol.types(d.pol.Proxy[g.level]), op)
+		types := c.Scopes().Filter(d.pol.types(d.pol.Proxy[g.level]), op)
 		dir = mergeSorted(dir, intersectSorted(types, d.pol.Categories["directory"]))
 		if t := without(types, d.pol.Categories["directory"]); len(t) > 0 {
 			// Proxies never see labelled records.
@@ -602,7 +665,7 @@ func (d *Decider) CheckWrite(ctx context.Context, c *Caller, op rune, typ string
 		return nil
 	}
 	if newRecord && len(patients) == 0 {
-		if role := d.pol.Roles[c.Role]; role != nil && c.Kind != auth.KindPatient && c.Scopes.Allows(typ, op) && slices.Contains(d.pol.types(role.Write), typ) {
+		if role := d.pol.Roles[c.Role]; role != nil && c.Kind != auth.KindPatient && c.Scopes().Allows(typ, op) && slices.Contains(d.pol.types(role.Write), typ) {
 			return nil
 		}
 		return forbidden("you may not %s this %s", opName(op), typ)
@@ -817,15 +880,7 @@ func Admits(f *store.Filter, typ string, patients []string, source string, label
 		if g.Sources != nil && !sourceIn(source, g.Sources) {
 			continue
 		}
-		denied := false
-		for _, d := range g.DenyLabels {
-			for _, l := range labels {
-				if l.Code == d.Code && (d.System == "" || d.System == l.System) {
-					denied = true
-				}
-			}
-		}
-		if !denied {
+		if !deniedBy(g.DenyLabels, labels) {
 			return true
 		}
 	}

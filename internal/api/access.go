@@ -74,7 +74,7 @@ const maxSeen = 100000
 type callerKey struct{}
 
 // Read decides a read by id in Go: the same test the stores make in SQL
-// (access.Admits), on the compartments, source and labels the indexer
+// (access.Decider.Allows), on the compartments, source and labels the indexer
 // extracts from the version read. A withheld, missing or deleted resource
 // gets the one 404 of a missing one.
 func (s *accessService) Read(ctx context.Context, typ, id string) (*store.Version, error) {
@@ -93,11 +93,11 @@ func (s *accessService) Read(ctx context.Context, typ, id string) (*store.Versio
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.dec.FilterFor(ctx, c, access.OpRead, access.Narrow{Patients: vf.patients, Types: []string{typ}, Source: vf.source, Known: true})
+	ok, err = s.dec.Allows(ctx, c, access.OpRead, typ, vf.patients, vf.source, vf.labels)
 	if err != nil {
 		return nil, err
 	}
-	if !access.Admits(f, typ, vf.patients, vf.source, vf.labels) {
+	if !ok {
 		return nil, fhir.Errorf(fhir.ENotFound, "", "%s/%s not found", typ, id)
 	}
 	return v, nil
