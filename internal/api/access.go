@@ -624,11 +624,12 @@ func (h *handler) narrowing(r *http.Request, op rune) (access.Narrow, error) {
 		return n, nil
 	}
 	segs := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
-	if len(segs) >= 1 && segs[0] != "" && !strings.HasPrefix(segs[0], "_") && !strings.HasPrefix(segs[0], "$") && len(segs) != 3 {
-		q := r.URL.Query()
-		if len(q["_include"])+len(q["_revinclude"])+len(q["_include:iterate"])+len(q["_revinclude:iterate"]) == 0 && (len(segs) != 1 || !hasChainOrHas(q)) {
-			n.Types = []string{segs[0]}
-		}
+	// Only a GET says in its URL everything it asks for: a POST _search
+	// carries its parameters (an _include, say) in the body.
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && len(segs) >= 1 && segs[0] != "" &&
+		!strings.HasPrefix(segs[0], "_") && !strings.HasPrefix(segs[0], "$") && len(segs) != 3 &&
+		!(len(segs) == 2 && segs[1] == "_search") && !reachesOtherTypes(r.URL.Query()) {
+		n.Types = []string{segs[0]}
 	}
 	switch {
 	case len(segs) >= 3 && segs[0] == "Patient" && segs[2] != "_history":
@@ -674,11 +675,12 @@ func (h *handler) narrowing(r *http.Request, op rune) (access.Narrow, error) {
 	return n, nil
 }
 
-// hasChainOrHas reports whether a search traverses to other types (a chain
-// or _has), whose targets the filter must also admit.
-func hasChainOrHas(q map[string][]string) bool {
+// reachesOtherTypes reports whether a search can return or test resources
+// of other types than its own: includes, chains and _has, whose targets the
+// filter must admit by their own types.
+func reachesOtherTypes(q map[string][]string) bool {
 	for k := range q {
-		if strings.Contains(k, ".") || strings.HasPrefix(k, "_has") {
+		if strings.HasPrefix(k, "_include") || strings.HasPrefix(k, "_revinclude") || strings.HasPrefix(k, "_has") || strings.Contains(k, ".") {
 			return true
 		}
 	}

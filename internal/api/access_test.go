@@ -427,6 +427,16 @@ func TestAccessWrites(t *testing.T) {
 				})
 			}
 
+			t.Run("a POSTed search's includes are filtered by their own types", func(t *testing.T) {
+				resp, body := n.do(t, scenario{Method: "POST", Path: "/fhir/Patient/_search", Body: "_revinclude=Observation:subject&_count=100",
+					Token: n.tokens["gp-clerk"], Headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, trim(body))
+				}
+				if !strings.Contains(string(body), `"Patient"`) || strings.Contains(string(body), `"Observation"`) {
+					t.Errorf("an admin clerk's POSTed search: %s", trim(body))
+				}
+			})
 			t.Run("a transaction mixing allowed and forbidden entries is refused whole", func(t *testing.T) {
 				before, _ := n.bundleRefs(t, "", "/fhir/Observation?_count=100")
 				tx := `{"resourceType":"Bundle","type":"transaction","entry":[
