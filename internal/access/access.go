@@ -714,12 +714,17 @@ var (
 // Patient id is patient, for the policy's break-glass duration, and raises
 // an alert for the privacy officer that the person can see too. Only users
 // whose role allows it may; patients, proxies and systems never.
-func (d *Decider) BreakGlass(ctx context.Context, c *Caller, patient, reason, text string) (time.Time, error) {
+// exists, when not nil, is asked only once the caller and the reason have
+// passed, so that nobody learns whether a Patient id exists by asking.
+func (d *Decider) BreakGlass(ctx context.Context, c *Caller, patient, reason, text string, exists func() bool) (time.Time, error) {
 	if c.Kind != auth.KindUser || d.pol.Roles[c.Role] == nil || !d.pol.Roles[c.Role].BreakGlass {
 		return time.Time{}, forbidden("your role may not break glass")
 	}
 	if !slices.Contains(BreakGlassReasons, reason) || strings.TrimSpace(text) == "" {
 		return time.Time{}, fhir.Invalid("", "break-glass needs a reason code (%s) and a free-text reason", strings.Join(BreakGlassReasons, ", "))
+	}
+	if exists != nil && !exists() {
+		return time.Time{}, fhir.Errorf(fhir.ENotFound, "", "Patient/%s not found", patient)
 	}
 	return d.claim(ctx, c, bucketBreakGlass, "break-glass", patient, reason, text, d.pol.BreakGlassDuration)
 }
@@ -727,12 +732,15 @@ func (d *Decider) BreakGlass(ctx context.Context, c *Caller, patient, reason, te
 // SelfClaim records that the caller has a care relationship with the person
 // that the data does not show yet (a patient who walks in), for the
 // policy's self-claim duration, and raises an alert.
-func (d *Decider) SelfClaim(ctx context.Context, c *Caller, patient, reason, text string) (time.Time, error) {
+func (d *Decider) SelfClaim(ctx context.Context, c *Caller, patient, reason, text string, exists func() bool) (time.Time, error) {
 	if c.Kind != auth.KindUser || d.pol.Roles[c.Role] == nil || !d.pol.Roles[c.Role].SelfClaim {
 		return time.Time{}, forbidden("your role may not claim a relationship")
 	}
 	if !slices.Contains(SelfClaimReasons, reason) {
 		return time.Time{}, fhir.Invalid("", "a self-claimed relationship needs a reason code (%s)", strings.Join(SelfClaimReasons, ", "))
+	}
+	if exists != nil && !exists() {
+		return time.Time{}, fhir.Errorf(fhir.ENotFound, "", "Patient/%s not found", patient)
 	}
 	return d.claim(ctx, c, bucketSelfClaim, "self-claim", patient, reason, text, d.pol.SelfClaimDuration)
 }

@@ -143,9 +143,9 @@ func TestPolicyRules(t *testing.T) {
 						// Claims are per user: a unique user per case keeps them apart.
 						caller.User += "-" + strings.ReplaceAll(name, "/", "_")
 						if kind == "break-glass" {
-							_, err = dec.BreakGlass(ctx, caller, who, "ETREAT", "unconscious, no history available")
+							_, err = dec.BreakGlass(ctx, caller, who, "ETREAT", "unconscious, no history available", nil)
 						} else {
-							_, err = dec.SelfClaim(ctx, caller, who, "TREAT", "walk-in clinic")
+							_, err = dec.SelfClaim(ctx, caller, who, "TREAT", "walk-in clinic", nil)
 						}
 						if err != nil {
 							t.Fatal(err)

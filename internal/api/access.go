@@ -590,15 +590,12 @@ func (h *handler) accessOp(w http.ResponseWriter, r *http.Request, c *access.Cal
 			text = p.ValueString
 		}
 	}
-	if !h.exists(ctx, "Patient", id) {
-		h.fail(w, r, errorf(fhir.ENotFound, "not-found", "Patient/%s not found", truncate(id)))
-		return
-	}
+	exists := func() bool { return h.exists(ctx, "Patient", id) }
 	var until time.Time
 	if opName == "$break-glass" {
-		until, err = dec.BreakGlass(ctx, c, id, reason, text)
+		until, err = dec.BreakGlass(ctx, c, id, reason, text, exists)
 	} else {
-		until, err = dec.SelfClaim(ctx, c, id, reason, text)
+		until, err = dec.SelfClaim(ctx, c, id, reason, text, exists)
 	}
 	if err != nil {
 		h.fail(w, r, err)

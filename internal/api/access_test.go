@@ -483,6 +483,13 @@ func TestBreakGlassConsentAndClaims(t *testing.T) {
 					t.Errorf("%s broke glass: status %d %s", c, s, body)
 				}
 			}
+			// Whether a Patient id exists is told only to a caller who may break glass.
+			if s, _ := n.send(t, "pharmacist", "POST", "/fhir/Patient/no-such-person/$break-glass", reason("ETREAT", "x")); s != http.StatusForbidden {
+				t.Errorf("break-glass by a pharmacist on a missing person: status %d, want the 403 of an existing one", s)
+			}
+			if s, _ := n.send(t, "paramedic", "POST", "/fhir/Patient/no-such-person/$break-glass", reason("ETREAT", "x")); s != http.StatusNotFound {
+				t.Errorf("break-glass on a missing person: status %d, want 404", s)
+			}
 			if s, _ := n.send(t, "paramedic", "POST", "/fhir/Patient/dave/$break-glass", reason("ETREAT", "")); s != http.StatusBadRequest {
 				t.Errorf("break-glass without a reason text: status %d, want 400", s)
 			}
