@@ -341,6 +341,13 @@ func TestAccessMatrix(t *testing.T) {
 					}
 				})
 				rows++
+				t.Run(caller+"/type history", func(t *testing.T) {
+					got, _ := n.bundleRefs(t, caller, "/fhir/Condition/_history?_count=3")
+					if want := of("Condition"); !slices.Equal(got, want) {
+						t.Errorf("got %v, want %v", got, want)
+					}
+				})
+				rows++
 				t.Run(caller+"/history", func(t *testing.T) {
 					status, _ := n.get(t, caller, "/fhir/Condition/alice-psy/_history")
 					want := http.StatusNotFound
@@ -410,7 +417,7 @@ func TestAccessWrites(t *testing.T) {
 				{"conditional references are refused", "gp-clinician", "POST", "/fhir/Observation", obsFor("?identifier=x"), 403, "", ""},
 				{"a patient token may not reach another patient's data", "alice", "GET", "/fhir/Condition/dave-cond", "", 404, "", "dave-cond\",\"meta"},
 				{"a patient token's $everything of another patient", "alice", "GET", "/fhir/Patient/dave/$everything", "", 404, "", "38341003"},
-				{"type history is not available under access control", "gp-clinician", "GET", "/fhir/Condition/_history", "", 501, "", "alice"},
+				{"type history leaves out what the caller may not see", "gp-clinician", "GET", "/fhir/Condition/_history", "", 200, "alice-psy", "dave-cond"},
 				{"the index's operations are the operator's", "gp-clinician", "POST", "/fhir/Patient/$merge", `{"resourceType":"Parameters"}`, 403, "", ""},
 			} {
 				t.Run(tc.name, func(t *testing.T) {

@@ -33,14 +33,10 @@ func (e *Engine) History(ctx context.Context, typ, id string, q url.Values) (fhi
 			return nil, err
 		}
 	}
-	if accessFilter(ctx) != nil {
-		// Under an access filter (WithAccess) only instance history can be
-		// answered exactly: the current version decides visibility. Type
-		// and system history would list withheld versions, so they fail
-		// closed until the store can filter history.
-		if id == "" {
-			return nil, fhir.Errorf(fhir.ENotSupported, "", "type and system history are not available under access control")
-		}
+	if accessFilter(ctx) != nil && id != "" {
+		// Under an access filter (WithAccess) the current version decides
+		// visibility; type and system history are filtered the same way
+		// below (access_history.go).
 		if err := e.visible(ctx, typ, id); err != nil {
 			return nil, err
 		}
@@ -88,7 +84,14 @@ func (e *Engine) History(ctx context.Context, typ, id string, q url.Values) (fhi
 		}
 	}
 	hq.Count = count + 1 // one more tells whether there is a next page
-	vs, err := e.st.History(ctx, hq)
+	var vs []*store.Version
+	var err error
+	var stopped int64 // a filtered page that stopped scanning: where to go on
+	if f := accessFilter(ctx); f != nil && id == "" {
+		vs, stopped, err = e.filteredHistory(ctx, hq, count, f)
+	} else {
+		vs, err = e.st.History(ctx, hq)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +113,8 @@ func (e *Engine) History(ctx context.Context, typ, id string, q url.Values) (fhi
 	if len(vs) > count {
 		vs = vs[:count]
 		links = append(links, fhir.Object{"relation": "next", "url": linkURL(base, used, strconv.FormatInt(vs[len(vs)-1].Seq, 10))})
+	} else if stopped != 0 {
+		links = append(links, fhir.Object{"relation": "next", "url": linkURL(base, used, strconv.FormatInt(stopped, 10))})
 	}
 	entries := make([]any, len(vs))
 	for i, v := range vs {

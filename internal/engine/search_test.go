@@ -565,14 +565,41 @@ func TestSearchAccessFilter(t *testing.T) {
 			_, err = e.Read(ctx, "Observation", "o7")
 			wantKind(t, err, fhir.ENotFound)
 		})
-		t.Run("history of a withheld resource is the same 404, type history fails closed", func(t *testing.T) {
+		t.Run("history of a withheld resource is the same 404, type and system history leave it out", func(t *testing.T) {
 			_, err := e.History(ctx, "Patient", "p2", url.Values{})
 			wantKind(t, err, fhir.ENotFound)
 			if _, err := e.History(ctx, "Patient", "p1", url.Values{}); err != nil {
 				t.Errorf("history of a visible patient: %v", err)
 			}
-			_, err = e.History(ctx, "Patient", "", url.Values{})
-			wantKind(t, err, fhir.ENotSupported)
+			for _, typ := range []string{"Patient", ""} {
+				var got []string
+				q := url.Values{"_count": {"1"}}
+				for page := 0; page < 100; page++ {
+					b, err := e.History(ctx, typ, "", q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ents, _ := b["entry"].([]any)
+					for _, en := range ents {
+						got = append(got, en.(fhir.Object)["fullUrl"].(string))
+					}
+					next := ""
+					for _, l := range b["link"].([]any) {
+						if l.(fhir.Object)["relation"] == "next" {
+							next = l.(fhir.Object)["url"].(string)
+						}
+					}
+					if next == "" {
+						break
+					}
+					u, _ := url.Parse(next)
+					q = u.Query()
+				}
+				joined := strings.Join(got, " ")
+				if !strings.Contains(joined, "/Patient/p1") || strings.Contains(joined, "/Patient/p2") || strings.Contains(joined, "/Observation/o7") {
+					t.Errorf("%q history lists %v", typ, got)
+				}
+			}
 		})
 		t.Run("$everything of a withheld patient is 404", func(t *testing.T) {
 			_, err := e.Everything(ctx, "p2", url.Values{})
