@@ -664,11 +664,28 @@ func (d *Decider) CheckWrite(ctx context.Context, c *Caller, op rune, typ string
 	if c.Kind == auth.KindAdmin {
 		return nil
 	}
+	mayWriteType := func() bool {
+		role := d.pol.Roles[c.Role]
+		return role != nil && c.Kind != auth.KindPatient && c.Scopes().Allows(typ, op) && slices.Contains(d.pol.types(role.Write), typ)
+	}
 	if newRecord && len(patients) == 0 {
-		if role := d.pol.Roles[c.Role]; role != nil && c.Kind != auth.KindPatient && c.Scopes().Allows(typ, op) && slices.Contains(d.pol.types(role.Write), typ) {
+		if mayWriteType() {
 			return nil
 		}
 		return forbidden("you may not %s this %s", opName(op), typ)
+	}
+	if len(patients) > 0 && c.Kind != auth.KindPatient && mayWriteType() {
+		// An organisation writes into the record it holds itself (its own
+		// Patient resource of the person) even before the data shows a
+		// relationship: the admission Encounter that starts one is
+		// written into a record no episode is open on yet.
+		own := true
+		for _, p := range patients {
+			own = own && d.holds(ctx, c.Org, p)
+		}
+		if own {
+			return nil
+		}
 	}
 	f, err := d.Filter(ctx, c, op)
 	if err != nil {
@@ -690,6 +707,24 @@ func (d *Decider) CheckWrite(ctx context.Context, c *Caller, op rune, typ string
 		}
 	}
 	return forbidden("you may not %s this %s", opName(op), typ)
+}
+
+// holds reports whether the Patient record id was written by the
+// organisation ods (its meta.source).
+func (d *Decider) holds(ctx context.Context, ods, id string) bool {
+	if ods == "" {
+		return false
+	}
+	v, err := d.st.Read(ctx, "Patient", id)
+	if err != nil || v.Deleted {
+		return false
+	}
+	var r struct {
+		Meta struct {
+			Source string `json:"source"`
+		} `json:"meta"`
+	}
+	return json.Unmarshal(v.Body, &r) == nil && sourceIn(r.Meta.Source, []string{Source(ods)})
 }
 
 func opName(op rune) string {

@@ -444,6 +444,30 @@ func TestAccessWrites(t *testing.T) {
 					t.Errorf("an admin clerk's POSTed search: %s", trim(body))
 				}
 			})
+			t.Run("an admission starts a relationship in the record the hospital holds", func(t *testing.T) {
+				status, body := n.send(t, "acute-clinician", "POST", "/fhir/Patient", `{"resourceType":"Patient","name":[{"family":"Admitted"}]}`)
+				if status != http.StatusCreated {
+					t.Fatalf("create: %d %s", status, body)
+				}
+				var p map[string]any
+				_ = json.Unmarshal([]byte(body), &p)
+				id := p["id"].(string)
+				if s, _ := n.get(t, "acute-clinician", "/fhir/Patient/"+id); s != http.StatusNotFound {
+					t.Errorf("the new record is visible before any relationship: %d", s)
+				}
+				enc := `{"resourceType":"Encounter","status":"in-progress","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},
+					"subject":{"reference":"Patient/` + id + `"},"serviceProvider":{"reference":"Organization/RZ9"},"period":{"start":"2026-01-01"}}`
+				if s, body := n.send(t, "acute-clinician", "POST", "/fhir/Encounter", enc); s != http.StatusCreated {
+					t.Fatalf("admission: %d %s", s, body)
+				}
+				if s, _ := n.get(t, "acute-clinician", "/fhir/Patient/"+id); s != http.StatusOK {
+					t.Errorf("the admission did not start a relationship: %d", s)
+				}
+				other := strings.ReplaceAll(enc, "Patient/"+id, "Patient/dave")
+				if s, _ := n.send(t, "acute-clinician", "POST", "/fhir/Encounter", other); s != http.StatusForbidden {
+					t.Errorf("an admission into a record another organisation holds: %d, want 403", s)
+				}
+			})
 			t.Run("a transaction mixing allowed and forbidden entries is refused whole", func(t *testing.T) {
 				before, _ := n.bundleRefs(t, "", "/fhir/Observation?_count=100")
 				tx := `{"resourceType":"Bundle","type":"transaction","entry":[
