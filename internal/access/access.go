@@ -664,6 +664,15 @@ func (d *Decider) CheckWrite(ctx context.Context, c *Caller, op rune, typ string
 	if c.Kind == auth.KindAdmin {
 		return nil
 	}
+	if typ == "Consent" && c.Kind != auth.KindPatient {
+		orgType := c.OrgType
+		if f, _, err := d.current(ctx); err == nil && f.orgType[c.Org] != "" {
+			orgType = f.orgType[c.Org]
+		}
+		if !slices.Contains(d.pol.ConsentBy, orgType) {
+			return forbidden("a person's consent is written by them or by their GP practice on their behalf")
+		}
+	}
 	mayWriteType := func() bool {
 		role := d.pol.Roles[c.Role]
 		return role != nil && c.Kind != auth.KindPatient && c.Scopes().Allows(typ, op) && slices.Contains(d.pol.types(role.Write), typ)

@@ -45,6 +45,9 @@ type Policy struct {
 	Roles      map[string]*Role
 	Shares     []*Share
 	Proxy      map[string][]string // proxy level -> categories
+	// ConsentBy are the organisation types whose staff may write a
+	// person's Consent on their behalf (the person always may).
+	ConsentBy []string
 
 	RelationshipGrace  time.Duration
 	BreakGlassDuration time.Duration
@@ -132,6 +135,12 @@ func (p *Policy) parseLine(f []string) error {
 		s.Purpose = purpose[0]
 		p.Shares = append(p.Shares, s)
 		p.Rules = append(p.Rules, "share "+s.Name)
+	case "consent":
+		if len(f) != 4 || f[2] != "by" {
+			return fmt.Errorf("consent needs a name, then by and organisation types")
+		}
+		p.ConsentBy = append(p.ConsentBy, list(f[3])...)
+		p.Rules = append(p.Rules, "consent "+f[1])
 	case "proxy":
 		if len(f) != 3 {
 			return fmt.Errorf("proxy needs a level and its categories")

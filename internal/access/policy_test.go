@@ -25,64 +25,70 @@ type ruleCase struct {
 	after  time.Duration // clock moved forward after the setup
 	ref    string
 	allow  bool
+	// writeFor, when set, makes the case a create of a resource of ref's
+	// type in this Patient's record instead of a read of ref.
+	writeFor string
 }
 
 var ruleCases = []ruleCase{
-	{"role clinician", "gp-clinician", "", 0, "Flag/alice-dv", true},
-	{"role clinician", "gp-clinician", "", 0, "Condition/dave-cond", false},
-	{"role nurse", "gp-nurse", "", 0, "Condition/alice-psy", true},
-	{"role nurse", "gp-nurse", "", 0, "Flag/alice-dv", false},
-	{"role paramedic", "paramedic", "break-glass dave", 0, "Condition/dave-cond", true},
-	{"role paramedic", "paramedic", "break-glass dave", 0, "Flag/dave-dv", false},
-	{"role social-worker", "social-worker", "", 0, "CarePlan/erin-vzn-plan", true},
-	{"role social-worker", "social-worker", "", 0, "MedicationRequest/erin-med", false},
-	{"role care-worker", "care-worker", "", 0, "MedicationRequest/erin-med", true},
-	{"role care-worker", "care-worker", "", 0, "Encounter/erin-vzn-enc", false},
-	{"role pharmacist", "pharmacist", "", 0, "MedicationRequest/alice-med", true},
-	{"role pharmacist", "pharmacist", "", 0, "Appointment/alice-appt", false},
-	{"role admin-clerk", "gp-clerk", "", 0, "Patient/alice", true},
-	{"role admin-clerk", "gp-clerk", "", 0, "Condition/alice-cond", false},
-	{"role privacy-officer", "gp-privacy", "", 0, "Consent/bob-objection", true},
-	{"role privacy-officer", "gp-privacy", "", 0, "Condition/bob-cond", false},
-	{"role system", "acute-system", "", 0, "Condition/alice-rz9-hiv", true},
-	{"role system", "acute-system", "", 0, "Flag/alice-dv", false},
-	{"role patient", "alice", "", 0, "Condition/alice-rz9-hiv", true},
-	{"role patient", "alice", "", 0, "Flag/alice-dv", false},
+	{"role clinician", "gp-clinician", "", 0, "Flag/alice-dv", true, ""},
+	{"role clinician", "gp-clinician", "", 0, "Condition/dave-cond", false, ""},
+	{"role nurse", "gp-nurse", "", 0, "Condition/alice-psy", true, ""},
+	{"role nurse", "gp-nurse", "", 0, "Flag/alice-dv", false, ""},
+	{"role paramedic", "paramedic", "break-glass dave", 0, "Condition/dave-cond", true, ""},
+	{"role paramedic", "paramedic", "break-glass dave", 0, "Flag/dave-dv", false, ""},
+	{"role social-worker", "social-worker", "", 0, "CarePlan/erin-vzn-plan", true, ""},
+	{"role social-worker", "social-worker", "", 0, "MedicationRequest/erin-med", false, ""},
+	{"role care-worker", "care-worker", "", 0, "MedicationRequest/erin-med", true, ""},
+	{"role care-worker", "care-worker", "", 0, "Encounter/erin-vzn-enc", false, ""},
+	{"role pharmacist", "pharmacist", "", 0, "MedicationRequest/alice-med", true, ""},
+	{"role pharmacist", "pharmacist", "", 0, "Appointment/alice-appt", false, ""},
+	{"role admin-clerk", "gp-clerk", "", 0, "Patient/alice", true, ""},
+	{"role admin-clerk", "gp-clerk", "", 0, "Condition/alice-cond", false, ""},
+	{"role privacy-officer", "gp-privacy", "", 0, "Consent/bob-objection", true, ""},
+	{"role privacy-officer", "gp-privacy", "", 0, "Condition/bob-cond", false, ""},
+	{"role system", "acute-system", "", 0, "Condition/alice-rz9-hiv", true, ""},
+	{"role system", "acute-system", "", 0, "Flag/alice-dv", false, ""},
+	{"role patient", "alice", "", 0, "Condition/alice-rz9-hiv", true, ""},
+	{"role patient", "alice", "", 0, "Flag/alice-dv", false, ""},
 
-	{"share gp-to-care", "acute-clinician", "", 0, "Condition/alice-psy", true},
-	{"share gp-to-care", "acute-clinician", "", 0, "Condition/alice-sdv", false},
-	{"share gp-to-homes", "care-worker", "", 0, "MedicationRequest/erin-med", true},
-	{"share gp-to-homes", "care-worker", "", 0, "Observation/erin-obs", false},
-	{"share gp-to-pharmacy", "pharmacist", "", 0, "Condition/alice-cond", true},
-	{"share gp-to-pharmacy", "pharmacist", "", 0, "Observation/alice-obs", false},
-	{"share trusts-to-care", "gp-clinician", "", 0, "Observation/alice-rz9-obs", true},
-	{"share trusts-to-care", "gp-clinician", "", 0, "Condition/alice-rz9-sdv", false},
-	{"share trusts-to-homes", "care-worker", "", 0, "MedicationRequest/erin-rz9-med", true},
-	{"share trusts-to-homes", "care-worker", "", 0, "Observation/erin-rz9-obs", false},
-	{"share mental-health", "gp-clinician", "", 0, "Condition/alice-rz8-psy", true},
-	{"share mental-health", "gp-clinician", "", 0, "Condition/alice-rz8-eth", false},
-	{"share social-to-health", "gp-clinician", "", 0, "CarePlan/erin-vzn-plan", true},
-	{"share social-to-health", "gp-clinician", "", 0, "Encounter/erin-vzn-enc", false},
-	{"share social-to-social", "social-worker", "", 0, "Patient/erin-vzn", true},
-	{"share social-to-social", "social-worker", "", 0, "Encounter/erin-vzn-enc", false},
-	{"share consent-everywhere", "acute-clinician", "", 0, "Consent/consent-rp-meds", true},
-	{"share consent-everywhere", "acute-clinician", "", 0, "Consent/bob-objection", false},
+	{"share gp-to-care", "acute-clinician", "", 0, "Condition/alice-psy", true, ""},
+	{"share gp-to-care", "acute-clinician", "", 0, "Condition/alice-sdv", false, ""},
+	{"share gp-to-homes", "care-worker", "", 0, "MedicationRequest/erin-med", true, ""},
+	{"share gp-to-homes", "care-worker", "", 0, "Observation/erin-obs", false, ""},
+	{"share gp-to-pharmacy", "pharmacist", "", 0, "Condition/alice-cond", true, ""},
+	{"share gp-to-pharmacy", "pharmacist", "", 0, "Observation/alice-obs", false, ""},
+	{"share trusts-to-care", "gp-clinician", "", 0, "Observation/alice-rz9-obs", true, ""},
+	{"share trusts-to-care", "gp-clinician", "", 0, "Condition/alice-rz9-sdv", false, ""},
+	{"share trusts-to-homes", "care-worker", "", 0, "MedicationRequest/erin-rz9-med", true, ""},
+	{"share trusts-to-homes", "care-worker", "", 0, "Observation/erin-rz9-obs", false, ""},
+	{"share mental-health", "gp-clinician", "", 0, "Condition/alice-rz8-psy", true, ""},
+	{"share mental-health", "gp-clinician", "", 0, "Condition/alice-rz8-eth", false, ""},
+	{"share social-to-health", "gp-clinician", "", 0, "CarePlan/erin-vzn-plan", true, ""},
+	{"share social-to-health", "gp-clinician", "", 0, "Encounter/erin-vzn-enc", false, ""},
+	{"share social-to-social", "social-worker", "", 0, "Patient/erin-vzn", true, ""},
+	{"share social-to-social", "social-worker", "", 0, "Encounter/erin-vzn-enc", false, ""},
+	{"share consent-everywhere", "acute-clinician", "", 0, "Consent/consent-rp-meds", true, ""},
+	{"share consent-everywhere", "acute-clinician", "", 0, "Consent/bob-objection", false, ""},
 
-	{"proxy appointments", "proxy-appt", "", 0, "Appointment/alice-appt", true},
-	{"proxy appointments", "proxy-appt", "", 0, "MedicationRequest/alice-med", false},
-	{"proxy medicines", "proxy-meds", "", 0, "MedicationRequest/alice-med", true},
-	{"proxy medicines", "proxy-meds", "", 0, "Observation/alice-obs", false},
-	{"proxy summary", "proxy-summary", "", 0, "Condition/alice-cond", true},
-	{"proxy summary", "proxy-summary", "", 0, "Observation/alice-obs", false},
-	{"proxy full", "proxy-full", "", 0, "Observation/alice-rz9-obs", true},
-	{"proxy full", "proxy-full", "", 0, "Condition/alice-psy", false},
+	{"consent by-gp", "gp-clinician", "", 0, "Consent/new", true, "alice"},
+	{"consent by-gp", "acute-clinician", "", 0, "Consent/new", false, "alice-rz9"},
 
-	{"setting relationship-grace", "acute-clinician", "", 0, "Observation/gina-rz9-obs", true},
-	{"setting relationship-grace", "acute-clinician", "", 0, "Observation/frank-rz9-obs", false},
-	{"setting break-glass-duration", "paramedic", "break-glass dave", 3 * time.Hour, "Condition/dave-cond", true},
-	{"setting break-glass-duration", "paramedic", "break-glass dave", 5 * time.Hour, "Condition/dave-cond", false},
-	{"setting self-claim-duration", "mh-clinician", "self-claim dave", 23 * time.Hour, "Condition/dave-cond", true},
-	{"setting self-claim-duration", "mh-clinician", "self-claim dave", 25 * time.Hour, "Condition/dave-cond", false},
+	{"proxy appointments", "proxy-appt", "", 0, "Appointment/alice-appt", true, ""},
+	{"proxy appointments", "proxy-appt", "", 0, "MedicationRequest/alice-med", false, ""},
+	{"proxy medicines", "proxy-meds", "", 0, "MedicationRequest/alice-med", true, ""},
+	{"proxy medicines", "proxy-meds", "", 0, "Observation/alice-obs", false, ""},
+	{"proxy summary", "proxy-summary", "", 0, "Condition/alice-cond", true, ""},
+	{"proxy summary", "proxy-summary", "", 0, "Observation/alice-obs", false, ""},
+	{"proxy full", "proxy-full", "", 0, "Observation/alice-rz9-obs", true, ""},
+	{"proxy full", "proxy-full", "", 0, "Condition/alice-psy", false, ""},
+
+	{"setting relationship-grace", "acute-clinician", "", 0, "Observation/gina-rz9-obs", true, ""},
+	{"setting relationship-grace", "acute-clinician", "", 0, "Observation/frank-rz9-obs", false, ""},
+	{"setting break-glass-duration", "paramedic", "break-glass dave", 3 * time.Hour, "Condition/dave-cond", true, ""},
+	{"setting break-glass-duration", "paramedic", "break-glass dave", 5 * time.Hour, "Condition/dave-cond", false, ""},
+	{"setting self-claim-duration", "mh-clinician", "self-claim dave", 23 * time.Hour, "Condition/dave-cond", true, ""},
+	{"setting self-claim-duration", "mh-clinician", "self-claim dave", 25 * time.Hour, "Condition/dave-cond", false, ""},
 }
 
 // TestEveryRuleHasAnAllowAndADenyCase holds the policy file and its tests
@@ -154,6 +160,13 @@ func TestPolicyRules(t *testing.T) {
 					clock = now.Add(c.after)
 					dec.SetClock(func() time.Time { return clock })
 					typ, id, _ := strings.Cut(c.ref, "/")
+					if c.writeFor != "" {
+						err := dec.CheckWrite(ctx, caller, access.OpCreate, typ, []string{c.writeFor}, false)
+						if got := err == nil; got != c.allow {
+							t.Errorf("%s creates a %s for %s: allowed %v (%v), want %v", c.caller, typ, c.writeFor, got, err, c.allow)
+						}
+						return
+					}
 					f, err := dec.Filter(ctx, caller, access.OpRead)
 					if err != nil {
 						t.Fatal(err)
