@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -686,4 +687,48 @@ func BenchmarkAccessCost(b *testing.B) {
 			b.Run("search/with", func(b *testing.B) { run(b, "gp-clinician", search) })
 		})
 	}
+}
+
+// FuzzAccessRequest: whatever a non-operator caller sends, the access
+// layer answers with a status below 500 (bad input is a 4xx, never an
+// internal error or a panic).
+func FuzzAccessRequest(f *testing.F) {
+	for _, s := range [][3]string{
+		{"GET", "/fhir/Patient/alice/$everything", ""},
+		{"POST", "/fhir", `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Observation/x"},"resource":{"resourceType":"Observation"}}]}`},
+		{"POST", "/fhir/Patient/alice/$break-glass", `{"resourceType":"Parameters","parameter":[{"name":"reason","valueCode":"ETREAT"}]}`},
+		{"PUT", "/fhir/Condition/alice-cond", `{"resourceType":"Condition","id":"alice-cond","subject":{"reference":"Patient/alice?x"}}`},
+		{"GET", "/fhir/Observation?subject=Patient/alice,Patient/&_include=*", ""},
+		{"DELETE", "/fhir/Patient/alice", ""},
+		{"GET", "/fhir/$access-alerts", ""},
+	} {
+		f.Add(s[0], s[1], s[2], uint8(0))
+	}
+	n := startAccessNode(f, backend.OpenSQLiteForTest(f))
+	callers := make([]string, 0, len(accesstest.Callers))
+	for c := range accesstest.Callers {
+		callers = append(callers, c)
+	}
+	slices.Sort(callers)
+	f.Fuzz(func(t *testing.T, method, path, body string, who uint8) {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t#") || len(path) > 2000 {
+			return
+		}
+		if _, err := url.ParseRequestURI("http://127.0.0.1" + path); err != nil {
+			return // not a request a client could send
+		}
+		switch method {
+		case "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD":
+		default:
+			return
+		}
+		req := httptest.NewRequest(method, "http://127.0.0.1"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", n.tokens[callers[int(who)%len(callers)]])
+		req.Header.Set("Content-Type", "application/fhir+json")
+		w := httptest.NewRecorder()
+		n.handler.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("%s %s: status %d %s", method, path, w.Code, w.Body.String())
+		}
+	})
 }
