@@ -49,9 +49,11 @@ type Decider struct {
 
 	kvGen atomic.Int64 // bumped by each break-glass or self-claim made here
 	gen   atomic.Int64 // bumped by Changed
-	mu    sync.Mutex
-	facts *facts
-	users map[string]*userClaims // per user, valid for one facts value
+
+	maxPeople int // see DefaultMaxFilterPeople; 0 for the default
+	mu        sync.Mutex
+	facts     *facts
+	users     map[string]*userClaims // per user, valid for one facts value
 }
 
 type userClaims struct {
@@ -313,7 +315,7 @@ func (d *Decider) FilterFor(ctx context.Context, c *Caller, op rune, n Narrow) (
 		return nil, err
 	}
 	if n.Patients == nil && n.Types == nil && !n.Known {
-		return cf.filter, nil
+		return d.bounded(cf.filter)
 	}
 	out := &store.Filter{Grants: make([]store.Grant, 0, len(cf.filter.Grants))}
 	for i, g := range cf.filter.Grants {
@@ -347,7 +349,34 @@ func (d *Decider) FilterFor(ctx context.Context, c *Caller, op rune, n Narrow) (
 		}
 		out.Grants = mergeGrant(out.Grants, g)
 	}
-	return out, nil
+	return d.bounded(out)
+}
+
+// DefaultMaxFilterPeople bounds the people a filter may list over all its
+// grants. Each is a bound parameter of the query: SQLite takes at most
+// 32,766 and PostgreSQL 65,535 in one statement, and long before that a
+// query spends its time on the list.
+const DefaultMaxFilterPeople = 20000
+
+// SetMaxFilterPeople changes the bound (tests).
+func (d *Decider) SetMaxFilterPeople(n int) { d.maxPeople = n }
+
+// bounded refuses a filter listing more people than the database can take:
+// a search across everyone a large organisation cares for must name the
+// person instead (a 403 that says so, never a 500 or a wider answer).
+func (d *Decider) bounded(f *store.Filter) (*store.Filter, error) {
+	total := 0
+	for _, g := range f.Grants {
+		total += len(g.Patients)
+	}
+	limit := d.maxPeople
+	if limit == 0 {
+		limit = DefaultMaxFilterPeople
+	}
+	if total > limit {
+		return nil, fhir.Errorf(fhir.EForbidden, "", "this search would range over the records of everyone your organisation cares for (%d record entries, at most %d under access control): name the person (subject=, patient=, or /Patient/{id}/...)", total, limit)
+	}
+	return f, nil
 }
 
 // mergeGrant appends g, or widens the sources of a grant that differs from
@@ -696,11 +725,11 @@ func (d *Decider) CheckWrite(ctx context.Context, c *Caller, op rune, typ string
 			return nil
 		}
 	}
-	f, err := d.Filter(ctx, c, op)
+	cf, err := d.compiledFor(ctx, c, op)
 	if err != nil {
 		return err
 	}
-	for _, g := range f.Grants {
+	for i, g := range cf.filter.Grants {
 		if g.NoPatient != (len(patients) == 0 && !newRecord) || !slices.Contains(g.Types, typ) {
 			continue
 		}
@@ -709,7 +738,7 @@ func (d *Decider) CheckWrite(ctx context.Context, c *Caller, op rune, typ string
 		}
 		ok := true
 		for _, p := range patients {
-			ok = ok && slices.Contains(g.Patients, p)
+			ok = ok && cf.sets[i][p]
 		}
 		if ok {
 			return nil

@@ -469,6 +469,29 @@ func TestAccessWrites(t *testing.T) {
 					t.Errorf("an admission into a record another organisation holds: %d, want 403", s)
 				}
 			})
+			t.Run("a search too broad for the database is a 403 that says so, a narrowed one still answers", func(t *testing.T) {
+				n.dec.SetMaxFilterPeople(5)
+				defer n.dec.SetMaxFilterPeople(0)
+				resp, body := n.do(t, scenario{Method: "GET", Path: "/fhir/Observation", Token: n.tokens["gp-clinician"]})
+				if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "name the person") {
+					t.Errorf("status %d: %s", resp.StatusCode, trim(body))
+				}
+				if s, _ := n.get(t, "gp-clinician", "/fhir/Observation?subject=Patient/alice"); s != http.StatusOK {
+					t.Errorf("a search naming the person: %d", s)
+				}
+				if s, _ := n.get(t, "gp-clinician", "/fhir/Observation/alice-obs"); s != http.StatusOK {
+					t.Errorf("a read: %d", s)
+				}
+				if s, body := n.send(t, "gp-clinician", "POST", "/fhir/Observation", obsFor("alice")); s != http.StatusCreated {
+					t.Errorf("a write: %d %s", s, body)
+				}
+				if s, body := n.send(t, "gp-clinician", "PUT", "/fhir/Observation/alice-obs", `{"resourceType":"Observation","id":"alice-obs","status":"amended","code":{"text":"pulse"},"subject":{"reference":"Patient/alice"}}`); s != http.StatusOK {
+					t.Errorf("an update: %d %s", s, body)
+				}
+				if s, _ := n.send(t, "gp-clinician", "DELETE", "/fhir/Condition/alice-rz9-hiv", ""); s != http.StatusForbidden {
+					t.Errorf("a delete of another organisation's record: %d, want 403", s)
+				}
+			})
 			t.Run("a transaction mixing allowed and forbidden entries is refused whole", func(t *testing.T) {
 				before, _ := n.bundleRefs(t, "", "/fhir/Observation?_count=100")
 				tx := `{"resourceType":"Bundle","type":"transaction","entry":[
