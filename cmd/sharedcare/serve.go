@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sharedcare/sharedcare/internal/access"
 	"github.com/sharedcare/sharedcare/internal/api"
 	"github.com/sharedcare/sharedcare/internal/auth"
 	"github.com/sharedcare/sharedcare/internal/config"
@@ -20,6 +21,7 @@ import (
 	mpiservice "github.com/sharedcare/sharedcare/internal/mpi/service"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
+	"github.com/sharedcare/sharedcare/policy"
 )
 
 // service is the engine, the master patient index and the readiness of
@@ -99,7 +101,13 @@ func serveStore(ctx context.Context, cfg config.Config, st store.Store, log *slo
 			log.Error("mpi: catching up failed", "error", err)
 		}
 	}()
-	handler := api.New(service{Engine: eng, Service: index, st: st}, authority, cfg, log)
+	// Who may see what (issue 6): the policy file compiled once, every
+	// request decided against it and the data's relationships and consents.
+	pol, err := access.ParsePolicy(policy.Text)
+	if err != nil {
+		return fmt.Errorf("the access policy: %w", err)
+	}
+	handler := api.NewWithAccess(service{Engine: eng, Service: index, st: st}, authority, access.New(st, pol), cfg, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
