@@ -105,6 +105,11 @@ flags:
 	if err != nil {
 		return err
 	}
+	if l, ok := sink.(*ingest.Local); ok {
+		if err := l.Analyze(ctx); err != nil {
+			return fmt.Errorf("analyze the store after loading: %w", err)
+		}
+	}
 	return sum.Err()
 }
 

@@ -47,3 +47,12 @@ func (l *Local) Bundle(ctx context.Context, body []byte, want bool) (fhir.Object
 
 // Close closes the store; every acknowledged write is durable by then.
 func (l *Local) Close() error { return l.st.Close() }
+
+// Analyze brings the store's planner statistics up to date after a load
+// (store.Analyzer); a backend without statistics does nothing.
+func (l *Local) Analyze(ctx context.Context) error {
+	if a, ok := l.st.(store.Analyzer); ok {
+		return a.Analyze(ctx)
+	}
+	return nil
+}

@@ -63,6 +63,16 @@ type Store interface {
 	Close() error
 }
 
+// Analyzer is implemented by a backend whose query planner works from
+// statistics about the data (PostgreSQL). Analyze refreshes them and the
+// visibility information index-only scans rely on; the database's own
+// background maintenance does the same within minutes of a large change,
+// and a bulk load calls it at once so that the first queries after it are
+// planned for the data loaded rather than for empty tables.
+type Analyzer interface {
+	Analyze(ctx context.Context) error
+}
+
 // KV is one entry of the store's small key-value space, kept beside the
 // resources for node state that is not FHIR: accounts, clients, tokens,
 // one-time values, break-glass grants. Entries are not versioned history:

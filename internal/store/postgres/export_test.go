@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -62,4 +63,11 @@ func (s *Store) Explain(ctx context.Context, sqlText string, args []any, noSeqSc
 		return rows.Err()
 	})
 	return strings.Join(plan, "\n"), err
+}
+
+// LastAnalyzed reports when the store's resources table was last analyzed
+// by hand (zero time when never), for the Analyze test.
+func (s *Store) LastAnalyzed(ctx context.Context) (at *time.Time, err error) {
+	err = s.pool.QueryRow(ctx, "SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'resources'").Scan(&at)
+	return at, err
 }

