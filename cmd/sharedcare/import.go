@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/sharedcare/sharedcare/internal/access"
+	"github.com/sharedcare/sharedcare/internal/directory"
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/ingest"
 )
@@ -52,6 +54,7 @@ flags:
 		quiet   = fs.Bool("quiet", false, "no progress bar")
 		perOrg  = fs.Bool("per-organisation", false, "load each organisation's folder of a generated region into its own node")
 		nodes   = fs.String("nodes", "", "with --per-organisation: CSV file ods,url[,token] naming each organisation's node")
+		org     = fs.String("org", "", "with --data: the ODS code of the organisation whose records these are, stamped as meta.source on resources that carry none (the access model shares data by it; with --per-organisation each folder's own code is used)")
 	)
 	paths, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -93,7 +96,14 @@ flags:
 		defer h.Close()
 		sink = h
 	} else {
-		l, err := ingest.OpenLocal(ctx, *dataDir, *dbURL, *lenient)
+		source := ""
+		if *org != "" {
+			if !directory.ValidODS(*org) {
+				return fhir.Invalid("", "--org %q is not an ODS code", *org)
+			}
+			source = access.Source(*org)
+		}
+		l, err := ingest.OpenLocal(ctx, *dataDir, *dbURL, *lenient, source)
 		if err != nil {
 			return err
 		}
@@ -163,7 +173,7 @@ func importRegion(ctx context.Context, paths []string, nodesFile, token, root, d
 		}
 	} else {
 		open = func(ctx context.Context, ods string) (ingest.Sink, func() error, error) {
-			l, err := ingest.OpenLocal(ctx, filepath.Join(root, ods), "", lenient)
+			l, err := ingest.OpenLocal(ctx, filepath.Join(root, ods), "", lenient, access.Source(ods))
 			if err != nil {
 				return nil, nil, err
 			}

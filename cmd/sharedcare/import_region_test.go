@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sharedcare/sharedcare/internal/access"
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
@@ -51,6 +52,15 @@ func TestImportPerOrganisationIntoLocalStores(t *testing.T) {
 		}
 		if res.Total != len(patients) {
 			t.Errorf("%s holds %d Patients; the truth file places %d there", ods, res.Total, len(patients))
+		}
+		// Every record is stamped as the organisation's own.
+		mine, err := st.Search(t.Context(), &store.Query{Types: []string{"Patient"}, Count: 1, Total: true,
+			Clauses: []store.Clause{{{Kind: store.CondURI, Param: "_source", Match: store.MatchExact, Value: access.Source(ods)}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mine.Total != len(patients) {
+			t.Errorf("%s: %d of its %d Patients carry its meta.source", ods, mine.Total, len(patients))
 		}
 		st.Close()
 	}

@@ -159,7 +159,7 @@ func (d *Directory) CreateOrg(ctx context.Context, o Organisation) error {
 
 // Validate checks an organisation's fields.
 func (o Organisation) Validate() error {
-	if !validODS(o.ODS) {
+	if !ValidODS(o.ODS) {
 		return fhir.Invalid("", "ODS code %q must be 3 to 10 capital letters or digits", o.ODS)
 	}
 	if !slices.Contains(synth.Kinds, synth.Kind(o.Type)) {
@@ -540,7 +540,9 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func validODS(s string) bool {
+// ValidODS reports whether s has the shape of an ODS organisation code:
+// 3 to 10 upper-case letters and digits.
+func ValidODS(s string) bool {
 	if len(s) < 3 || len(s) > 10 {
 		return false
 	}

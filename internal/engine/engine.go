@@ -52,6 +52,13 @@ type Config struct {
 	MaxBundleEntries int              // 0 = default 10000
 	Now              func() time.Time // nil = time.Now
 	AfterWrite       AfterWrite       // nil = none; called after every committed write (hooks.go)
+	// Source, when set, is the meta.source stamped on every resource written
+	// without one: the organisation whose data a bulk load is
+	// (https://sharedcare.example/ods/<ODS>, see internal/access), which is
+	// what the access model shares by. Writes through the API under access
+	// control are stamped with the writer's organisation before they get
+	// here.
+	Source string
 	// Operations lists, by resource type, the operations that a layer
 	// around the engine serves (the master patient index's $match, $merge,
 	// $unmerge, $accept, $reject), so that the CapabilityStatement lists

@@ -222,6 +222,7 @@ func (e *Engine) putResource(ctx context.Context, tx store.Tx, typ, id string, r
 		return nil, fhir.Errorf(fhir.EConflict, "", "%s/%s exists but does not match the conditional update criteria", typ, id)
 	}
 	res["id"] = id
+	e.stampSource(res)
 	p := &store.Put{Type: typ, ID: id, VersionID: 1, LastUpdated: now, Index: e.ix.Index(typ, res)}
 	if cur != nil {
 		p.VersionID = cur.VersionID + 1
@@ -373,8 +374,20 @@ func conditionalCriteria(typ, raw string) (url.Values, error) {
 // deleted one): id and meta stamped, encoded and indexed.
 func (e *Engine) newPut(typ, id string, version int64, res fhir.Object, now time.Time) *store.Put {
 	res["id"] = id
+	e.stampSource(res)
 	fhir.SetVersion(res, version, now)
 	return &store.Put{Type: typ, ID: id, VersionID: version, LastUpdated: now, Body: fhir.Marshal(res), Index: e.ix.Index(typ, res)}
+}
+
+// stampSource sets meta.source to Config.Source on a resource that names
+// no source of its own.
+func (e *Engine) stampSource(res fhir.Object) {
+	if e.cfg.Source == "" {
+		return
+	}
+	if s, _ := fhir.Meta(res)["source"].(string); s == "" {
+		fhir.Meta(res)["source"] = e.cfg.Source
+	}
 }
 
 func versionOf(p *store.Put) *store.Version {

@@ -162,7 +162,7 @@ func TestImportUSCoreIntoALocalStore(t *testing.T) {
 	for _, b := range backend.ForTests(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			st := b.Open(t)
-			sum, err := Run(t.Context(), NewLocal(st, true), []string{dir}, Options{Workers: 4})
+			sum, err := Run(t.Context(), NewLocal(st, true, ""), []string{dir}, Options{Workers: 4})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +178,7 @@ func TestImportUSCoreIntoALocalStore(t *testing.T) {
 
 func TestOpenLocalUsesTheDataDirectory(t *testing.T) {
 	dir := t.TempDir()
-	l, err := OpenLocal(t.Context(), dir, "", false)
+	l, err := OpenLocal(t.Context(), dir, "", false, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,20 +24,23 @@ type Local struct {
 const localBase = "http://localhost/fhir"
 
 // OpenLocal opens the store of a data directory (PostgreSQL when dbURL is
-// set, else the SQLite file in dataDir) and an engine over it. The server
+// set, else the SQLite file in dataDir) and an engine over it. source, when
+// not "", is stamped as meta.source on every resource loaded without one
+// (engine.Config.Source): the organisation whose records these are. The server
 // should not be running on an SQLite store at the same time: both would
 // write, and only one process can hold its single writer.
-func OpenLocal(ctx context.Context, dataDir, dbURL string, lenient bool) (*Local, error) {
+func OpenLocal(ctx context.Context, dataDir, dbURL string, lenient bool, source string) (*Local, error) {
 	st, err := backend.Open(ctx, dataDir, dbURL)
 	if err != nil {
 		return nil, err
 	}
-	return NewLocal(st, lenient), nil
+	return NewLocal(st, lenient, source), nil
 }
 
 // NewLocal returns a sink writing through an engine over st; Close closes st.
-func NewLocal(st store.Store, lenient bool) *Local {
-	return &Local{st: st, eng: engine.New(st, engine.Config{BaseURL: localBase, Lenient: lenient}), lenient: lenient}
+// source is as for OpenLocal.
+func NewLocal(st store.Store, lenient bool, source string) *Local {
+	return &Local{st: st, eng: engine.New(st, engine.Config{BaseURL: localBase, Lenient: lenient, Source: source}), lenient: lenient}
 }
 
 // Bundle runs a batch or transaction through the engine.
