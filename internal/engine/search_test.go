@@ -628,6 +628,55 @@ func TestSearchAccessFilter(t *testing.T) {
 				t.Errorf("matches %v total %v, want Observation/o5 and 1", m, b["total"])
 			}
 		})
+		t.Run("grants sharing people and sources are tested as the union of the grants", func(t *testing.T) {
+			// store.Filter.Shape lets a backend test shared people once and
+			// find the source row once; the answer must stay each grant's
+			// union.
+			const srcA, srcB = "https://node.example/ods/RAA", "https://node.example/ods/RBB"
+			for _, r := range []struct{ id, subject, meta string }{
+				{"sa", "p3", `"meta":{"source":"` + srcA + `"},`},
+				{"sb", "p3", `"meta":{"source":"` + srcB + `#x","security":[{"system":"` + confCS + `","code":"R"}]},`},
+				{"sc", "p3", `"meta":{"source":"` + srcB + `"},`},
+				{"sd", "p3", ``},
+				{"se", "p1", `"meta":{"source":"` + srcA + `"},`},
+			} {
+				body := `{"resourceType":"Observation","id":"` + r.id + `",` + r.meta + `"status":"final","code":{"text":"shape"},"subject":{"reference":"Patient/` + r.subject + `"}}`
+				if _, err := e.Update(context.Background(), "Observation", r.id, []byte(body), WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deny := []store.Label{{System: confCS, Code: "R"}}
+			for _, tc := range []struct {
+				name   string
+				grants []store.Grant
+				want   []string
+			}{
+				{"same people, every grant sourced", []store.Grant{
+					{Patients: []string{"p3"}, Sources: []string{srcA}},
+					{Patients: []string{"p3"}, Sources: []string{srcB}, DenyLabels: deny},
+				}, []string{"Observation/sa", "Observation/sc"}},
+				{"different people, every grant sourced", []store.Grant{
+					{Patients: []string{"p3"}, Sources: []string{srcA}},
+					{Patients: []string{"p1"}, Sources: []string{srcA}},
+				}, []string{"Observation/sa", "Observation/se"}},
+				{"same people, one grant without a source", []store.Grant{
+					{Patients: []string{"p3"}, Sources: []string{srcB}},
+					{Patients: []string{"p3"}, DenyLabels: deny},
+				}, []string{"Observation/sa", "Observation/sb", "Observation/sc", "Observation/sd"}},
+				{"same people, a grant that admits nobody's source", []store.Grant{
+					{Patients: []string{"p3"}, Sources: []string{srcA}},
+					{Patients: []string{"p3"}, Sources: []string{"https://node.example/ods/RZZ"}},
+				}, []string{"Observation/sa"}},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					ctx := WithAccess(context.Background(), &store.Filter{Grants: tc.grants})
+					b := mustSearch(t, ctx, e, "Observation", "_id=sa,sb,sc,sd,se&_total=accurate")
+					if m, _ := entries(t, b); !sameSet(m, tc.want) || b["total"] != len(tc.want) {
+						t.Errorf("matches %v total %v, want %v", m, b["total"], tc.want)
+					}
+				})
+			}
+		})
 		t.Run("a filter with no grants hides everything, including the total", func(t *testing.T) {
 			none := WithAccess(context.Background(), &store.Filter{})
 			b := mustSearch(t, none, e, "Patient", "_total=accurate")

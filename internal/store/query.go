@@ -1,5 +1,7 @@
 package store
 
+import "slices"
+
 // Query is a search in the store's terms: already parsed and resolved by the
 // engine (package search turns FHIR's URL syntax into it), so a backend only
 // translates it to its query language. It is FHIR-neutral in the sense that
@@ -295,6 +297,35 @@ type Grant struct {
 	// row of param "_security" (meta.security) matching any listed label;
 	// a label with System "" matches that code in any system.
 	DenyLabels []Label
+}
+
+// Shape says how a backend may test f with fewer probes than one set of
+// subqueries per grant, by the equivalences
+//
+//	(P and A) or (P and B)      = P and (A or B)
+//	(∃s. S(s) and A) or (∃s. T(s) and B) = ∃s. (S(s) and A) or (T(s) and B)
+//
+// (the second because A and B do not depend on s). Patients, when not nil,
+// are the people every grant requires, to be tested once; Sourced reports
+// that every grant requires a source, so that the source row is found once
+// and each grant's source test made on it. A caller's filter narrowed to
+// one person usually has both: three grants (its own organisation's
+// records, and each sharing agreement's) for the same person.
+func (f *Filter) Shape() (patients []string, sourced bool) {
+	if f == nil || len(f.Grants) < 2 {
+		return nil, false
+	}
+	sourced = true
+	patients = f.Grants[0].Patients
+	for _, g := range f.Grants {
+		if g.Sources == nil || len(g.Sources) == 0 {
+			sourced = false
+		}
+		if patients != nil && (g.Patients == nil || len(g.Patients) == 0 || g.NoPatient || !slices.Equal(g.Patients, patients)) {
+			patients = nil
+		}
+	}
+	return patients, sourced
 }
 
 // Label is a security label, system and code (meta.security).

@@ -792,18 +792,27 @@ func (b *sqlBuilder) filterTest(a string) error {
 		b.w(" AND false")
 		return nil
 	}
-	b.w(" AND (")
+	// See store.Filter.Shape: the people every grant requires are tested
+	// once, and when every grant requires a source, the source row is found
+	// once with each grant's test made on it (a GP clinician's search for
+	// one person went from three compartment and three source probes per
+	// row to one of each).
+	common, sourced := f.Shape()
+	if common != nil {
+		b.patientsTest(a, common)
+	}
+	if sourced {
+		b.w(" AND EXISTS (SELECT 1 FROM idx_uri WHERE rid = " + a + ".rid AND param = '_source' AND (")
+	} else {
+		b.w(" AND (")
+	}
 	for i, g := range f.Grants {
 		if i > 0 {
 			b.w(" OR ")
 		}
 		b.w("(true")
-		if g.Patients != nil {
-			if len(g.Patients) == 0 {
-				b.w(" AND false")
-			} else {
-				b.w(" AND EXISTS (SELECT 1 FROM idx_compartment WHERE rid = "+a+".rid AND comp_type = 'Patient' AND comp_id = ANY(?::text[]))", cleanAll(g.Patients))
-			}
+		if g.Patients != nil && common == nil {
+			b.patientsTest(a, g.Patients)
 		}
 		if g.NoPatient {
 			b.w(" AND NOT EXISTS (SELECT 1 FROM idx_compartment WHERE rid = " + a + ".rid AND comp_type = 'Patient')")
@@ -820,7 +829,10 @@ func (b *sqlBuilder) filterTest(a string) error {
 			if len(g.Sources) == 0 {
 				b.w(" AND false")
 			} else {
-				b.w(" AND EXISTS (SELECT 1 FROM idx_uri WHERE rid = " + a + ".rid AND param = '_source' AND (")
+				if !sourced {
+					b.w(" AND EXISTS (SELECT 1 FROM idx_uri WHERE rid = " + a + ".rid AND param = '_source'")
+				}
+				b.w(" AND (")
 				for j, s := range g.Sources {
 					if j > 0 {
 						b.w(" OR ")
@@ -828,7 +840,10 @@ func (b *sqlBuilder) filterTest(a string) error {
 					// s itself, or s + "#" + anything.
 					b.w("value = ? OR starts_with(value, ?)", clean(s), clean(s)+"#")
 				}
-				b.w("))")
+				b.w(")")
+				if !sourced {
+					b.w(")")
+				}
 			}
 		}
 		if len(g.DenyLabels) > 0 {
@@ -847,8 +862,22 @@ func (b *sqlBuilder) filterTest(a string) error {
 		}
 		b.w(")")
 	}
-	b.w(")")
+	if sourced {
+		b.w("))")
+	} else {
+		b.w(")")
+	}
 	return nil
+}
+
+// patientsTest requires a Patient compartment row of resources row a for
+// one of people (none: nothing passes).
+func (b *sqlBuilder) patientsTest(a string, people []string) {
+	if len(people) == 0 {
+		b.w(" AND false")
+		return
+	}
+	b.w(" AND EXISTS (SELECT 1 FROM idx_compartment WHERE rid = "+a+".rid AND comp_type = 'Patient' AND comp_id = ANY(?::text[]))", cleanAll(people))
 }
 
 // sortExpr writes the SQL value of sort key k for resources row r.
