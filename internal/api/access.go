@@ -255,9 +255,23 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	}
 	r = r.WithContext(context.WithValue(engine.WithAccess(ctx, readFilter), callerKey{}, c))
 	if op == opBundle || op == access.OpCreate || op == access.OpUpdate || op == access.OpDelete {
-		if err := h.checkWrite(w, r, dec, c, op); err != nil {
+		// A bundle's filter may have been too wide to send (see above):
+		// then its conditional entries have nothing to match against.
+		searchable := op != opBundle || len(readFilter.Grants) > 0
+		conditional, err := h.checkWrite(w, r, dec, c, op, searchable)
+		if err != nil {
 			h.fail(w, r, err)
 			return r, false
+		}
+		if conditional && op != opBundle {
+			// The criteria of If-None-Exist and of conditional references
+			// are matched against what the caller may see, never wider.
+			f, err := dec.FilterFor(ctx, c, access.OpSearch, access.Narrow{})
+			if err != nil {
+				h.fail(w, r, err)
+				return r, false
+			}
+			r = r.WithContext(context.WithValue(engine.WithAccess(ctx, f), callerKey{}, c))
 		}
 	}
 	return r, true
@@ -302,8 +316,8 @@ func interaction(r *http.Request) (rune, error) {
 		switch {
 		case get || segs[0] == "_search":
 			return access.OpSearch, nil
-		case r.Method == http.MethodPost && r.Header.Get("If-None-Exist") == "":
-			return access.OpCreate, nil
+		case r.Method == http.MethodPost:
+			return access.OpCreate, nil // If-None-Exist: see conditionalFilter
 		}
 		return 0, notHere
 	case 2:
@@ -329,38 +343,56 @@ func interaction(r *http.Request) (rune, error) {
 
 // checkWrite decides a create, update, delete or bundle before the engine
 // sees it. The body is read here (with the route's own limits), stamped
-// with the writer's organisation as meta.source, and handed on.
-func (h *handler) checkWrite(w http.ResponseWriter, r *http.Request, dec *access.Decider, c *access.Caller, op rune) error {
+// with the writer's organisation as meta.source, and handed on. It reports
+// whether the write has conditions to match (If-None-Exist, conditional
+// references): the engine then matches them under the caller's search
+// filter, so a conditional create never finds, and never reveals, what
+// the caller may not see. searchable is false when that filter cannot be
+// had (a bundle of a caller whose filter is too wide to send): then
+// conditional entries are refused.
+//
+// A conditional create is decided as the create it would be: when its
+// criteria match a visible resource nothing is written. A conditional
+// reference to a Patient is refused, since the person a resource is about
+// must be known before deciding; conditional references to anything else
+// (a practitioner, an organisation, a location by identifier) are
+// allowed. Conditional updates and deletes stay refused: their target is
+// found by a search.
+func (h *handler) checkWrite(w http.ResponseWriter, r *http.Request, dec *access.Decider, c *access.Caller, op rune, searchable bool) (bool, error) {
 	segs := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
 	if op == access.OpDelete {
-		return h.checkExisting(r, dec, c, op, segs[0], segs[1])
+		return false, h.checkExisting(r, dec, c, op, segs[0], segs[1])
 	}
 	body, err := h.readBody(w, r, resourceTypes)
 	if err != nil {
-		return err
+		return false, err
 	}
 	res, err := fhir.ParseObject(body, fhir.DefaultMaxDepth)
 	if err != nil {
-		return fhir.Invalid("", "the body is not a FHIR JSON resource")
+		return false, fhir.Invalid("", "the body is not a FHIR JSON resource")
 	}
+	conditional := false
 	if op == opBundle {
-		err = h.checkBundle(r, dec, c, res)
+		conditional, err = h.checkBundle(r, dec, c, res, searchable)
 	} else {
 		var id string
 		if op == access.OpUpdate {
 			id = segs[1]
 		}
-		err = h.checkEntry(r, dec, c, op, segs[0], id, res, nil)
+		conditional = op == access.OpCreate && r.Header.Get("If-None-Exist") != ""
+		var refs bool
+		refs, err = h.checkEntry(r, dec, c, op, segs[0], id, res, nil)
+		conditional = conditional || refs
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	out := fhir.Marshal(res)
 	r.Body = io.NopCloser(bytes.NewReader(out))
 	r.ContentLength = int64(len(out))
 	r.Header.Del("Content-Encoding")
 	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
-	return nil
+	return conditional, nil
 }
 
 // checkExisting refuses a change to a resource the caller may not change:
@@ -395,18 +427,20 @@ func (h *handler) checkExisting(r *http.Request, dec *access.Decider, c *access.
 // checkEntry decides one resource to be written (create or update) and
 // stamps it with the writer's organisation. newPatients are the fullUrls of
 // Patients a bundle creates: a resource about one of them is about a new
-// record, not about someone the writer may not see.
-func (h *handler) checkEntry(r *http.Request, dec *access.Decider, c *access.Caller, op rune, typ, id string, res fhir.Object, newPatients map[string]bool) error {
+// record, not about someone the writer may not see. It reports whether
+// the resource holds conditional references (see checkWrite).
+func (h *handler) checkEntry(r *http.Request, dec *access.Decider, c *access.Caller, op rune, typ, id string, res fhir.Object, newPatients map[string]bool) (bool, error) {
 	if fhir.ResourceType(res) != typ {
-		return nil // the engine refuses the mismatch with its own message
+		return false, nil // the engine refuses the mismatch with its own message
 	}
 	if op == access.OpUpdate {
 		if err := h.checkExisting(r, dec, c, op, typ, id); err != nil {
-			return err
+			return false, err
 		}
 	}
-	if hasConditionalRef(res) {
-		return errorf(fhir.EForbidden, "forbidden", "conditional references are not available under access control")
+	refs, toPatient := conditionalRefs(res)
+	if toPatient {
+		return false, errorf(fhir.EForbidden, "forbidden", "a conditional reference to a Patient is not available under access control: refer to the Patient by id")
 	}
 	var patients []string
 	newRecord := false
@@ -421,7 +455,7 @@ func (h *handler) checkEntry(r *http.Request, dec *access.Decider, c *access.Cal
 		newRecord = len(patients) == 0 && refersTo(res, newPatients)
 	}
 	if err := dec.CheckWrite(r.Context(), c, op, typ, patients, newRecord); err != nil {
-		return err
+		return false, err
 	}
 	meta, _ := res["meta"].(map[string]any)
 	if meta == nil {
@@ -433,7 +467,7 @@ func (h *handler) checkEntry(r *http.Request, dec *access.Decider, c *access.Cal
 	} else {
 		meta["source"] = access.PersonSource
 	}
-	return nil
+	return refs, nil
 }
 
 func (h *handler) exists(ctx context.Context, typ, id string) bool {
@@ -443,7 +477,9 @@ func (h *handler) exists(ctx context.Context, typ, id string) bool {
 
 // checkBundle decides every entry of a batch or transaction; one refused
 // entry refuses the whole bundle, so a transaction is never half allowed.
-func (h *handler) checkBundle(r *http.Request, dec *access.Decider, c *access.Caller, b fhir.Object) error {
+// It reports whether any entry is conditional (see checkWrite).
+func (h *handler) checkBundle(r *http.Request, dec *access.Decider, c *access.Caller, b fhir.Object, searchable bool) (bool, error) {
+	conditional := false
 	entries, _ := b["entry"].([]any)
 	newPatients := map[string]bool{}
 	for _, e := range entries {
@@ -468,31 +504,48 @@ func (h *handler) checkBundle(r *http.Request, dec *access.Decider, c *access.Ca
 		if method == "GET" || method == "HEAD" {
 			continue // answered through the access filter
 		}
-		if strings.ContainsAny(u, "?") || req["ifNoneExist"] != nil || req["ifMatch"] != nil && method == "DELETE" {
-			return refuse("conditional entries are not available under access control")
+		if strings.ContainsAny(u, "?") || req["ifMatch"] != nil && method == "DELETE" {
+			return false, refuse("conditional updates and deletes are not available under access control")
+		}
+		if req["ifNoneExist"] != nil {
+			if method != "POST" || !searchable {
+				return false, refuse("this conditional entry is not available under access control")
+			}
+			conditional = true
 		}
 		segs := strings.Split(strings.Trim(u, "/"), "/")
 		var err error
+		var refs bool
 		switch {
 		case method == "POST" && len(segs) == 1:
-			err = h.checkEntry(r, dec, c, access.OpCreate, segs[0], "", res, newPatients)
+			refs, err = h.checkEntry(r, dec, c, access.OpCreate, segs[0], "", res, newPatients)
 		case method == "PUT" && len(segs) == 2:
-			err = h.checkEntry(r, dec, c, access.OpUpdate, segs[0], segs[1], res, newPatients)
+			refs, err = h.checkEntry(r, dec, c, access.OpUpdate, segs[0], segs[1], res, newPatients)
 		case method == "DELETE" && len(segs) == 2:
 			err = h.checkExisting(r, dec, c, access.OpDelete, segs[0], segs[1])
 		default:
-			return refuse("this entry is not available under access control")
+			return false, refuse("this entry is not available under access control")
 		}
 		if err != nil {
 			var fe *fhir.Error
 			msg := "an entry is not allowed"
-			if ok := asFHIR(err, &fe); ok && fe.Kind != fhir.EForbidden && fe.Kind != fhir.ENotFound {
-				return err
+			ok := asFHIR(err, &fe)
+			if ok && fe.Kind != fhir.EForbidden && fe.Kind != fhir.ENotFound {
+				return false, err
 			}
-			return refuse(msg)
+			if ok && fe.Kind == fhir.EForbidden && strings.Contains(fe.Error(), "conditional reference") {
+				msg = "a conditional reference to a Patient is not available under access control"
+			}
+			return false, refuse(msg)
+		}
+		if refs {
+			if !searchable {
+				return false, refuse("conditional references are not available to a caller whose view is too wide to search")
+			}
+			conditional = true
 		}
 	}
-	return nil
+	return conditional, nil
 }
 
 func asFHIR(err error, fe **fhir.Error) bool {
@@ -501,28 +554,33 @@ func asFHIR(err error, fe **fhir.Error) bool {
 	return ok
 }
 
-// hasConditionalRef reports whether any reference in r is conditional
-// (Patient?identifier=...): its target is found by a search the access
-// filter does not see.
-func hasConditionalRef(v any) bool {
+// conditionalRefs reports whether any reference in v is conditional
+// (Practitioner?identifier=...), and whether one of them is to a Patient
+// (its target decides whose record the resource is in).
+func conditionalRefs(v any) (found, toPatient bool) {
 	switch x := v.(type) {
 	case map[string]any:
-		if s, ok := x["reference"].(string); ok && strings.Contains(s, "?") {
-			return true
+		if s, ok := x["reference"].(string); ok {
+			if typ, _, cond := strings.Cut(s, "?"); cond {
+				found = true
+				// Patient?..., Patient/?... or an absolute URL ending in
+				// /Patient?...: the last path segment names the type.
+				typ = strings.TrimSuffix(typ, "/")
+				typ = typ[strings.LastIndexByte(typ, '/')+1:]
+				toPatient = toPatient || typ == "Patient" || typ == ""
+			}
 		}
 		for _, c := range x {
-			if hasConditionalRef(c) {
-				return true
-			}
+			a, p := conditionalRefs(c)
+			found, toPatient = found || a, toPatient || p
 		}
 	case []any:
 		for _, c := range x {
-			if hasConditionalRef(c) {
-				return true
-			}
+			a, p := conditionalRefs(c)
+			found, toPatient = found || a, toPatient || p
 		}
 	}
-	return false
+	return found, toPatient
 }
 
 // refersTo reports whether r references one of the fullUrls.

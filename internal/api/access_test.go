@@ -763,3 +763,90 @@ func FuzzAccessRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestAccessConditionalWrites: the conditional creates and references an
+// integration engine sends (Synthea's bundles among them) work under
+// access control, matched only against what the caller may see; a
+// conditional reference to a Patient is refused.
+func TestAccessConditionalWrites(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startAccessNode(t, b.Open(t))
+			post := func(caller, path, body string, headers map[string]string) (int, string, string) {
+				h := map[string]string{"Content-Type": "application/fhir+json"}
+				for k, v := range headers {
+					h[k] = v
+				}
+				resp, got := n.do(t, scenario{Method: "POST", Path: path, Body: body, Token: n.tokens[caller], Headers: h})
+				return resp.StatusCode, string(got), resp.Header.Get("Location")
+			}
+			total := func(query string) int {
+				resp, got := n.do(t, scenario{Method: "GET", Path: query + "&_total=accurate&_count=0"})
+				var b struct{ Total int }
+				if resp.StatusCode != 200 || json.Unmarshal(got, &b) != nil {
+					t.Fatalf("%s: %d %s", query, resp.StatusCode, got)
+				}
+				return b.Total
+			}
+
+			obs := `{"resourceType":"Observation","identifier":[{"system":"urn:lab","value":"L1"}],"status":"final","code":{"text":"pulse"},"subject":{"reference":"Patient/alice"}}`
+			if status, body, _ := post("gp-clinician", "/fhir/Observation", obs, map[string]string{"If-None-Exist": "identifier=urn:lab|L1"}); status != 201 {
+				t.Fatalf("first conditional create: %d %s", status, body)
+			}
+			if status, body, _ := post("gp-clinician", "/fhir/Observation", obs, map[string]string{"If-None-Exist": "identifier=urn:lab|L1"}); status != 200 {
+				t.Fatalf("second conditional create of a visible match: %d %s, want 200", status, body)
+			}
+			if got := total("/fhir/Observation?identifier=urn:lab|L1"); got != 1 {
+				t.Errorf("%d Observations with identifier L1, want 1", got)
+			}
+
+			// A match the caller may not see is neither found nor revealed:
+			// the acute clinician cannot see dave's condition, so the
+			// create goes ahead as a new resource.
+			cond := `{"resourceType":"Condition","code":{"text":"x"},"subject":{"reference":"Patient/alice-rz9"}}`
+			status, body, loc := post("acute-clinician", "/fhir/Condition", cond, map[string]string{"If-None-Exist": "_id=dave-cond"})
+			if status != 201 || strings.Contains(body, "dave") || strings.Contains(loc, "dave-cond") {
+				t.Errorf("conditional create matching a withheld record: %d %q %s, want a new resource", status, loc, body)
+			}
+
+			// A transaction as integration engines send it: a result by
+			// conditional create, its performer by identifier. Sent twice,
+			// it writes the result once. (Directory resources themselves,
+			// Organization and Practitioner, are the operator's to write:
+			// no role of the policy writes the directory category.)
+			org := access.ODSSystem + "|" + accesstest.GP1
+			bundle := `{"resourceType":"Bundle","type":"transaction","entry":[
+				{"resource":{"resourceType":"Observation","identifier":[{"system":"urn:lab","value":"L2"}],"status":"final","code":{"text":"bp"},"subject":{"reference":"Patient/alice"},"performer":[{"reference":"Organization?identifier=` + org + `"}]},
+				 "request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:lab|L2"}}]}`
+			for range 2 {
+				status, body, _ = post("gp-clinician", "/fhir", bundle, nil)
+				if status != 200 {
+					t.Fatalf("transaction with conditional entries: %d %s", status, body)
+				}
+			}
+			if got := total("/fhir/Observation?identifier=urn:lab|L2"); got != 1 {
+				t.Errorf("%d Observations L2 after sending the transaction twice, want 1", got)
+			}
+			if got := total("/fhir/Observation?performer=Organization/" + accesstest.GP1 + "&identifier=urn:lab|L2"); got != 1 {
+				t.Errorf("the conditional reference did not resolve to Organization/%s (%d matches)", accesstest.GP1, got)
+			}
+			// A conditional create of a directory resource is decided as
+			// its create: refused to a clinician.
+			orgBundle := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Organization","name":"x"},"request":{"method":"POST","url":"Organization","ifNoneExist":"identifier=` + org + `"}}]}`
+			if status, body, _ := post("gp-clinician", "/fhir", orgBundle, nil); status != 403 {
+				t.Errorf("a clinician's conditional create of an Organization: %d %s, want 403", status, body)
+			}
+
+			// Whose record a resource is in must be known before deciding.
+			bad := strings.Replace(bundle, `"subject":{"reference":"Patient/alice"}`, `"subject":{"reference":"Patient?identifier=urn:x|1"}`, 1)
+			if status, body, _ := post("gp-clinician", "/fhir", bad, nil); status != 403 || !strings.Contains(body, "Bundle.entry[0]") || !strings.Contains(body, "Patient") {
+				t.Errorf("a conditional reference to a Patient: %d %s, want 403 naming the entry", status, body)
+			}
+			// Conditional updates stay refused: their target is a search.
+			upd := strings.Replace(bundle, `"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:lab|L2"}`, `"request":{"method":"PUT","url":"Observation?identifier=urn:lab|L2"}`, 1)
+			if status, body, _ := post("gp-clinician", "/fhir", upd, nil); status != 403 {
+				t.Errorf("a conditional update entry: %d %s, want 403", status, body)
+			}
+		})
+	}
+}

@@ -264,12 +264,15 @@ func (e *Engine) fullURL(typ, id string) string {
 
 // matchConditional runs the criteria of a conditional interaction inside tx
 // and returns the matches (at most two: enough to tell one from many).
+// Under an access filter (WithAccess) only what the caller may see can
+// match: a conditional create never finds, nor reveals, a withheld record.
 func matchConditional(ctx context.Context, tx store.Tx, typ string, q url.Values) ([]*store.Version, error) {
 	s, err := parseSearch(typ, q, true, true)
 	if err != nil {
 		return nil, err
 	}
 	s.q.Count = 2
+	s.q.Filter = accessFilter(ctx)
 	res, err := tx.Search(ctx, &s.q)
 	if err != nil {
 		return nil, err
