@@ -456,14 +456,14 @@ func (b *sqlBuilder) condTest(c store.Cond, a string) error {
 		b.w(")")
 		return nil
 	case store.CondCompartment:
-		b.w("EXISTS (SELECT 1 FROM idx_compartment WHERE rid = "+a+".rid AND comp_type = ? AND comp_id = ?)", clean(c.RefType), clean(c.RefID))
+		b.w("(SELECT true FROM idx_compartment WHERE rid = "+a+".rid AND comp_type = ? AND comp_id = ? LIMIT 1) IS NOT NULL", clean(c.RefType), clean(c.RefID))
 		return nil
 	case store.CondText:
-		b.w("EXISTS (SELECT 1 FROM idx_text WHERE rid = " + a + ".rid AND ")
+		b.w("(SELECT true FROM idx_text WHERE rid = " + a + ".rid AND ")
 		if err := b.textPred("", c); err != nil {
 			return err
 		}
-		b.w(")")
+		b.w(" LIMIT 1) IS NOT NULL")
 		return nil
 	case store.CondChain:
 		if c.Sub == nil {
@@ -498,12 +498,19 @@ func (b *sqlBuilder) condTest(c store.Cond, a string) error {
 	if !ok {
 		return notSupported("search condition kind %d", c.Kind)
 	}
+	// A probe of the resource's own rows: a scalar subquery, which
+	// PostgreSQL never turns into a join. As an EXISTS it was planned as a
+	// semi-join whenever the estimates favoured one, and a page of 51
+	// Observations by a common code in a date range then read 37,000 date
+	// rows to merge with (14 to 190 ms) instead of probing the date rows of
+	// the ~200 it walked (1 ms). The driver, chosen by the store, is the
+	// selective clause; the others test what it yields, as on SQLite.
 	x := b.alias("x")
-	b.w("EXISTS (SELECT 1 FROM "+tbl+" "+x+" WHERE "+x+".rid = "+a+".rid AND "+x+".param = ? AND ", clean(c.Param))
+	b.w("(SELECT true FROM "+tbl+" "+x+" WHERE "+x+".rid = "+a+".rid AND "+x+".param = ? AND ", clean(c.Param))
 	if err := b.rowPred(x, c); err != nil {
 		return err
 	}
-	b.w(")")
+	b.w(" LIMIT 1) IS NOT NULL")
 	return nil
 }
 
