@@ -220,6 +220,14 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		h.fail(w, r, err)
 		return r, false
 	}
+	if op == opPatch {
+		// Decided by its result: from here on it is that update.
+		if err := h.patchAsUpdate(w, r, dec, c); err != nil {
+			h.fail(w, r, err)
+			return r, false
+		}
+		op = access.OpUpdate
+	}
 	ctx := r.Context()
 	if op == access.OpRead && isReadByID(r) {
 		// Decided on the version read (accessService.Read); anything else
@@ -280,6 +288,50 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, p *auth.Prin
 // opBundle marks a batch or transaction: each entry is decided.
 const opBundle = 'b'
 
+// opPatch marks JSON Patch of one resource by id (patchAsUpdate).
+const opPatch = 'p'
+
+// patchAsUpdate turns PATCH /fhir/{type}/{id} into the update it amounts
+// to, so that it is decided like any update: on the resource as it is
+// (may the caller change it?) and as it would be (may the caller write
+// that, into whose record, stamped as theirs?). The patch is applied here
+// to the current version, and the update carries If-Match on that version
+// (or the client's own If-Match), so a change made in between is a 412,
+// never a patch decided on one version and applied to another.
+func (h *handler) patchAsUpdate(w http.ResponseWriter, r *http.Request, dec *access.Decider, c *access.Caller) error {
+	segs := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
+	typ, id := segs[0], segs[1]
+	if err := h.checkExisting(r, dec, c, access.OpUpdate, typ, id); err != nil {
+		return err
+	}
+	v, err := h.rawRead(r.Context(), typ, id)
+	if err != nil {
+		return err
+	}
+	if v.Body == nil {
+		return errorf(fhir.ENotFound, "not-found", "%s/%s not found", typ, id)
+	}
+	patch, err := h.readBody(w, r, patchTypes)
+	if err != nil {
+		return err
+	}
+	res, err := engine.Patched(typ, id, v.Body, patch)
+	if err != nil {
+		return err
+	}
+	body := fhir.Marshal(res)
+	r.Method = http.MethodPut
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Del("Content-Encoding")
+	r.Header.Set("Content-Type", "application/fhir+json")
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Header.Get("If-Match") == "" {
+		r.Header.Set("If-Match", `W/"`+strconv.FormatInt(v.VersionID, 10)+`"`)
+	}
+	return nil
+}
+
 func readOp(op rune) rune {
 	if op == access.OpRead {
 		return access.OpRead
@@ -288,10 +340,11 @@ func readOp(op rune) rune {
 }
 
 // interaction names the SMART interaction of a /fhir request. Operations
-// the access model cannot decide exactly (conditional writes, whose target
-// is found by a search; JSON Patch, whose result is known only after it is
-// applied; the master patient index's operations) are refused to everyone
-// but the node operator: deny by default.
+// the access model cannot decide exactly (conditional updates, patches and
+// deletes, whose target is found by a search; the master patient index's
+// operations) are refused to everyone but the node operator: deny by
+// default. JSON Patch by id is opPatch, decided as the update it amounts
+// to (patchAsUpdate).
 func interaction(r *http.Request) (rune, error) {
 	segs := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
 	if segs[0] == "" {
@@ -328,6 +381,8 @@ func interaction(r *http.Request) (rune, error) {
 			return access.OpRead, nil
 		case r.Method == http.MethodPut:
 			return access.OpUpdate, nil
+		case r.Method == http.MethodPatch:
+			return opPatch, nil
 		case r.Method == http.MethodDelete:
 			return access.OpDelete, nil
 		}

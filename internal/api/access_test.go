@@ -414,7 +414,6 @@ func TestAccessWrites(t *testing.T) {
 				{"a patient token may not write into another person's record", "alice", "POST", "/fhir/Consent", `{"resourceType":"Consent","status":"proposed","scope":{"text":"privacy"},"category":[{"text":"x"}],"patient":{"reference":"Patient/dave"},"policyRule":{"text":"x"}}`, 403, "", ""},
 				{"a proxy may not write", "proxy-full", "POST", "/fhir/Observation", obsFor("alice"), 403, "", ""},
 				{"conditional updates are refused under access control", "gp-clinician", "PUT", "/fhir/Observation?subject=Patient/alice", obsFor("alice"), 403, "", ""},
-				{"JSON Patch is refused under access control", "gp-clinician", "PATCH", "/fhir/Observation/alice-obs", `[]`, 403, "", ""},
 				{"conditional references are refused", "gp-clinician", "POST", "/fhir/Observation", obsFor("?identifier=x"), 403, "", ""},
 				{"a patient token may not reach another patient's data", "alice", "GET", "/fhir/Condition/dave-cond", "", 404, "", "dave-cond\",\"meta"},
 				{"a patient token's $everything of another patient", "alice", "GET", "/fhir/Patient/dave/$everything", "", 404, "", "38341003"},
@@ -846,6 +845,65 @@ func TestAccessConditionalWrites(t *testing.T) {
 			upd := strings.Replace(bundle, `"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:lab|L2"}`, `"request":{"method":"PUT","url":"Observation?identifier=urn:lab|L2"}`, 1)
 			if status, body, _ := post("gp-clinician", "/fhir", upd, nil); status != 403 {
 				t.Errorf("a conditional update entry: %d %s, want 403", status, body)
+			}
+		})
+	}
+}
+
+// TestAccessPatch: JSON Patch is decided as the update it amounts to, on
+// the resource as it is and as it would be.
+func TestAccessPatch(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startAccessNode(t, b.Open(t))
+			patch := func(caller, path, body string, headers map[string]string) (int, string) {
+				h := map[string]string{"Content-Type": "application/json-patch+json"}
+				for k, v := range headers {
+					h[k] = v
+				}
+				resp, got := n.do(t, scenario{Method: "PATCH", Path: path, Body: body, Token: n.tokens[caller], Headers: h})
+				return resp.StatusCode, string(got)
+			}
+			for _, tc := range []struct {
+				name, caller, path, body string
+				headers                  map[string]string
+				want                     int
+				wantBody, notBody        string
+			}{
+				{"a clinician amends their own organisation's observation", "gp-clinician", "/fhir/Observation/alice-obs",
+					`[{"op":"replace","path":"/status","value":"amended"}]`, nil, 200, `"amended"`, ""},
+				{"the patched record is stamped as the writer's, whatever the patch says", "gp-clinician", "/fhir/Observation/alice-obs",
+					`[{"op":"add","path":"/meta/source","value":"https://sharedcare.example/ods/RZ9"}]`, nil, 200, access.Source(accesstest.GP1), "ods/RZ9"},
+				{"a patch may not move a record into the record of someone not in the writer's care", "gp-clinician", "/fhir/Observation/alice-obs",
+					`[{"op":"replace","path":"/subject/reference","value":"Patient/dave"}]`, nil, 403, "", "dave"},
+				{"another organisation's record may not be patched", "acute-clinician", "/fhir/Observation/alice-obs",
+					`[{"op":"replace","path":"/status","value":"cancelled"}]`, nil, 403, "", ""},
+				{"a withheld record is the 404 of a missing one", "acute-clinician", "/fhir/Condition/dave-cond",
+					`[{"op":"replace","path":"/code/text","value":"x"}]`, nil, 404, "not found", "38341003"},
+				{"a stale If-Match is refused", "gp-clinician", "/fhir/Observation/alice-obs",
+					`[{"op":"replace","path":"/status","value":"final"}]`, map[string]string{"If-Match": `W/"1"`}, 412, "", ""},
+				{"a patch that does not apply is 422", "gp-clinician", "/fhir/Observation/alice-obs",
+					`[{"op":"test","path":"/status","value":"preliminary"}]`, nil, 422, "", ""},
+				{"a proxy may not patch", "proxy-full", "/fhir/Observation/alice-obs",
+					`[{"op":"replace","path":"/status","value":"final"}]`, nil, 403, "", ""},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					status, body := patch(tc.caller, tc.path, tc.body, tc.headers)
+					if status != tc.want {
+						t.Fatalf("status %d, want %d: %s", status, tc.want, body)
+					}
+					if tc.wantBody != "" && !strings.Contains(body, tc.wantBody) {
+						t.Errorf("body lacks %q: %s", tc.wantBody, body)
+					}
+					if tc.notBody != "" && strings.Contains(body, tc.notBody) {
+						t.Errorf("body holds %q: %s", tc.notBody, body)
+					}
+				})
+			}
+			// Nothing refused was written.
+			status, body := n.send(t, "gp-clinician", "GET", "/fhir/Observation/alice-obs", "")
+			if status != 200 || strings.Contains(body, "dave") || strings.Contains(body, "cancelled") || !strings.Contains(body, `"amended"`) {
+				t.Errorf("after the refused patches: %d %s", status, body)
 			}
 		})
 	}

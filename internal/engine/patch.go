@@ -81,6 +81,41 @@ func (e *Engine) patch(ctx context.Context, typ, id string, q url.Values, patch 
 	return out, nil
 }
 
+// Patched returns the resource the JSON Patch would make of a stored
+// version's body, with the checks Patch makes (a patch that does not apply
+// is 422; one that changes the id or resourceType is 400). Validation is
+// left to the write that follows. The access layer uses it to decide a
+// patch by its result before anything is written.
+func Patched(typ, id string, body, patch []byte) (fhir.Object, error) {
+	ops, err := parsePatch(patch)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := fhir.ParseObject(body, 0)
+	if err != nil {
+		return nil, fhir.Internal(err)
+	}
+	return patchResult(typ, id, doc, ops)
+}
+
+func patchResult(typ, id string, doc fhir.Object, ops []patchOp) (fhir.Object, error) {
+	patched, err := applyPatch(doc, ops)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := patched.(fhir.Object)
+	if !ok {
+		return nil, fhir.Errorf(fhir.EUnprocessable, "", "the patch does not leave a resource")
+	}
+	if rt, _ := res["resourceType"].(string); rt != typ {
+		return nil, fhir.Invalid("", "a patch may not change the resourceType")
+	}
+	if rid, _ := res["id"].(string); rid != id {
+		return nil, fhir.Invalid("", "a patch may not change the id")
+	}
+	return res, nil
+}
+
 // patchIn patches typ/id inside tx.
 func (e *Engine) patchIn(ctx context.Context, tx store.Tx, typ, id string, ops []patchOp, ifMatch int64, lenient bool, now time.Time) (*Outcome, error) {
 	cur, err := readForUpdate(ctx, tx, typ, id)
@@ -100,19 +135,9 @@ func (e *Engine) patchIn(ctx context.Context, tx store.Tx, typ, id string, ops [
 	if err != nil {
 		return nil, fhir.Internal(err)
 	}
-	patched, err := applyPatch(doc, ops)
+	res, err := patchResult(typ, id, doc, ops)
 	if err != nil {
 		return nil, err
-	}
-	res, ok := patched.(fhir.Object)
-	if !ok {
-		return nil, fhir.Errorf(fhir.EUnprocessable, "", "the patch does not leave a resource")
-	}
-	if rt, _ := res["resourceType"].(string); rt != typ {
-		return nil, fhir.Invalid("", "a patch may not change the resourceType")
-	}
-	if rid, _ := res["id"].(string); rid != id {
-		return nil, fhir.Invalid("", "a patch may not change the id")
 	}
 	warnings, err := validate.Resource(res, validate.Options{Lenient: lenient})
 	if err != nil {
