@@ -7,6 +7,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	golang.org/x/crypto v0.53.0
+	golang.org/x/mod v0.42.0
 	golang.org/x/term v0.44.0
 	modernc.org/sqlite v1.61.1
 )

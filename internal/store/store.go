@@ -16,6 +16,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
@@ -194,4 +195,98 @@ func KVTime(us int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(us).UTC()
+}
+
+// AuditStore is implemented by a backend that keeps the tamper-evident
+// audit log (package audit). The log lives in its own tables, never in the
+// resource tables: its entries, the stored hashes of the RFC 6962 Merkle
+// tree over them (numbered as golang.org/x/mod/sumdb/tlog numbers them) and
+// the signed checkpoints. The store knows nothing of hashing or signing; it
+// keeps the rows, appends under a lock every process sharing the store
+// respects, and answers searches from indexes.
+type AuditStore interface {
+	// AppendAudit runs fn in one durable transaction that holds the log's
+	// append lock: no other process appends until it ends, so the size fn
+	// reads is the size its entries are appended at. Either everything fn
+	// appended is committed before AppendAudit returns nil, or nothing is.
+	AppendAudit(ctx context.Context, fn func(AuditTx) error) error
+	// AuditSize is the number of entries in the log (the next index).
+	AuditSize(ctx context.Context) (int64, error)
+	// AuditEntries returns at most limit entries with Index >= from, in
+	// index order, whatever their numbering (verification reads the log in
+	// pages and must see a gap or a row beyond the size).
+	AuditEntries(ctx context.Context, from int64, limit int) ([]*AuditEntry, error)
+	// AuditHashes returns the stored hashes with the given ids, in order;
+	// an id with no hash is an ENotFound error.
+	AuditHashes(ctx context.Context, ids []int64) ([][]byte, error)
+	// SearchAudit returns the entries q selects, newest (highest index)
+	// first, from an index: never a scan of the whole log when q names a
+	// patient, a user or an organisation.
+	SearchAudit(ctx context.Context, q AuditQuery) ([]*AuditEntry, error)
+	// PutAuditCheckpoint stores a signed checkpoint.
+	PutAuditCheckpoint(ctx context.Context, c *AuditCheckpoint) error
+	// AuditCheckpoints returns the stored checkpoints, smallest tree first
+	// (ties in the order stored); with latest, only the last of them.
+	AuditCheckpoints(ctx context.Context, latest bool) ([]*AuditCheckpoint, error)
+}
+
+// AuditTx is the append side of an AppendAudit transaction.
+type AuditTx interface {
+	// Size is the number of entries in the log now.
+	Size(ctx context.Context) (int64, error)
+	// Hashes returns stored hashes by id, as AuditStore.AuditHashes, seeing
+	// this transaction's own appends.
+	Hashes(ctx context.Context, ids []int64) ([][]byte, error)
+	// Append adds entries, whose Index must run on from Size without a gap,
+	// and the stored hashes that come with them, whose ids run on from
+	// firstHash (the number of hashes stored before) without a gap.
+	Append(ctx context.Context, entries []*AuditEntry, firstHash int64, hashes [][]byte) error
+}
+
+// AuditEntry is one row of the audit log: the columns it is searched by,
+// and the AuditEvent JSON.
+type AuditEntry struct {
+	Index      int64
+	Time       int64 // Unix microseconds
+	User       string
+	Role       string
+	Org        string
+	Client     string
+	Patients   []string
+	Action     string
+	Outcome    string
+	Flags      []string
+	Restricted bool
+	Event      []byte
+}
+
+// AuditQuery selects audit entries; every set field must hold (see
+// audit.Query).
+type AuditQuery struct {
+	Patient      string
+	User         string
+	Org          string
+	Since        int64 // Unix microseconds, inclusive; 0 for no bound
+	Until        int64 // Unix microseconds, exclusive; 0 for no bound
+	Flagged      bool
+	Unrestricted bool
+	Before       int64 // only Index < Before when > 0
+	Limit        int   // > 0
+}
+
+// AuditCheckpoint is a signed statement of the log's size and Merkle root.
+type AuditCheckpoint struct {
+	Size int64
+	Root []byte
+	Note []byte // the signed note (golang.org/x/mod/sumdb/note) as text
+	Time int64  // Unix microseconds, when it was signed
+}
+
+// SplitAuditList is the inverse of how backends store AuditEntry.Patients
+// and Flags: space-separated (ids and flag codes never hold a space).
+func SplitAuditList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
 }

@@ -1,0 +1,283 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/store"
+)
+
+// The audit log (store.AuditStore, migrations/0005_audit.sql). Appends go
+// through the single writer like every other write, so they share its group
+// commit and BEGIN IMMEDIATE holds the write lock against every other
+// process on the file: the size an append reads stays the size it appends
+// at. Reads use the read pool.
+
+var _ store.AuditStore = (*Store)(nil)
+
+// auditTx is the store.AuditTx of one AppendAudit, on the write connection.
+type auditTx struct{ t *tx }
+
+// AppendAudit runs fn in one durable write transaction.
+func (s *Store) AppendAudit(ctx context.Context, fn func(store.AuditTx) error) error {
+	return s.submit(ctx, func(t *tx) error { return fn(auditTx{t}) })
+}
+
+func (a auditTx) Size(ctx context.Context) (int64, error) {
+	if err := a.t.check(ctx); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := a.t.s.wconn.QueryRowContext(a.t.sqlCtx, `SELECT size FROM audit_head WHERE one = 1`).Scan(&n)
+	return n, toError(err)
+}
+
+func (a auditTx) Hashes(ctx context.Context, ids []int64) ([][]byte, error) {
+	if err := a.t.check(ctx); err != nil {
+		return nil, err
+	}
+	return auditHashes(a.t.sqlCtx, a.t.s.wconn, ids)
+}
+
+func (a auditTx) Append(ctx context.Context, entries []*store.AuditEntry, firstHash int64, hashes [][]byte) error {
+	if err := a.t.check(ctx); err != nil {
+		return err
+	}
+	c, conn := a.t.sqlCtx, a.t.s.wconn
+	size, err := a.Size(ctx)
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		if e.Index != size+int64(i) {
+			return fhir.Internal(fmt.Errorf("sqlite: audit entry appended at %d, the log's next index is %d", e.Index, size+int64(i)))
+		}
+		if _, err := conn.ExecContext(c, `INSERT INTO audit_entries
+			(idx, time, who_user, who_role, who_org, who_client, patients, action, outcome, flags, restricted, event)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.Index, e.Time, e.User, e.Role, e.Org, e.Client, strings.Join(e.Patients, " "),
+			e.Action, e.Outcome, strings.Join(e.Flags, " "), e.Restricted, e.Event); err != nil {
+			return toError(err)
+		}
+		for _, p := range e.Patients {
+			if _, err := conn.ExecContext(c, `INSERT OR IGNORE INTO audit_patients (patient, idx, restricted) VALUES (?, ?, ?)`,
+				p, e.Index, e.Restricted); err != nil {
+				return toError(err)
+			}
+		}
+	}
+	for i, h := range hashes {
+		if _, err := conn.ExecContext(c, `INSERT INTO audit_hashes (id, hash) VALUES (?, ?)`, firstHash+int64(i), h); err != nil {
+			return toError(err)
+		}
+	}
+	_, err = conn.ExecContext(c, `UPDATE audit_head SET size = ? WHERE one = 1`, size+int64(len(entries)))
+	return toError(err)
+}
+
+// queryer is what the audit reads need of a connection or pool.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func auditHashes(ctx context.Context, q queryer, ids []int64) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	pos := make(map[int64][]int, len(ids))
+	args := make([]any, 0, len(ids))
+	for i, id := range ids {
+		if pos[id] == nil {
+			args = append(args, id)
+		}
+		pos[id] = append(pos[id], i)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT id, hash FROM audit_hashes WHERE id IN (?`+strings.Repeat(", ?", len(args)-1)+`)`, args...)
+	if err != nil {
+		return nil, toError(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var h []byte
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, toError(err)
+		}
+		for _, i := range pos[id] {
+			out[i] = h
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, toError(err)
+	}
+	for i, h := range out {
+		if h == nil {
+			return nil, fhir.Errorf(fhir.ENotFound, "", "no stored audit hash %d", ids[i])
+		}
+	}
+	return out, nil
+}
+
+// AuditSize is the number of entries in the log.
+func (s *Store) AuditSize(ctx context.Context) (int64, error) {
+	if s.down.Load() {
+		return 0, errClosed()
+	}
+	var n int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT size FROM audit_head WHERE one = 1`).Scan(&n)
+	return n, toError(err)
+}
+
+// AuditHashes returns stored hashes by id.
+func (s *Store) AuditHashes(ctx context.Context, ids []int64) ([][]byte, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
+	return auditHashes(ctx, s.rdb, ids)
+}
+
+const auditColumns = `e.idx, e.time, e.who_user, e.who_role, e.who_org, e.who_client, e.patients, e.action, e.outcome, e.flags, e.restricted, e.event`
+
+func scanAudit(rows *sql.Rows) ([]*store.AuditEntry, error) {
+	defer rows.Close()
+	var out []*store.AuditEntry
+	for rows.Next() {
+		e := &store.AuditEntry{}
+		var patients, flags string
+		if err := rows.Scan(&e.Index, &e.Time, &e.User, &e.Role, &e.Org, &e.Client, &patients,
+			&e.Action, &e.Outcome, &flags, &e.Restricted, &e.Event); err != nil {
+			return nil, toError(err)
+		}
+		e.Patients, e.Flags = store.SplitAuditList(patients), store.SplitAuditList(flags)
+		out = append(out, e)
+	}
+	return out, toError(rows.Err())
+}
+
+// AuditEntries returns at most limit entries from Index from on, in index
+// order.
+func (s *Store) AuditEntries(ctx context.Context, from int64, limit int) ([]*store.AuditEntry, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_entries e WHERE e.idx >= ? ORDER BY e.idx LIMIT ?`, from, limit)
+	if err != nil {
+		return nil, toError(err)
+	}
+	return scanAudit(rows)
+}
+
+// SearchAudit answers q from the index that fits it best: the person's
+// (patient, idx) key, then the user's or the organisation's (…, idx)
+// index, the flagged entries, the time index, else the log newest first.
+func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]*store.AuditEntry, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
+	if q.Limit <= 0 {
+		return nil, fhir.Internal(errors.New("sqlite: SearchAudit without a limit"))
+	}
+	var from string
+	var where []string
+	var args []any
+	order := "e.idx"
+	switch {
+	case q.Patient != "":
+		from = `audit_patients p JOIN audit_entries e ON e.idx = p.idx`
+		where = append(where, "p.patient = ?")
+		args = append(args, q.Patient)
+		if q.Unrestricted {
+			where = append(where, "p.restricted = 0")
+		}
+		order = "p.idx"
+	case q.User != "":
+		from = `audit_entries e INDEXED BY audit_by_user`
+	case q.Org != "":
+		from = `audit_entries e INDEXED BY audit_by_org`
+	case q.Flagged:
+		from = `audit_entries e INDEXED BY audit_flagged`
+	default:
+		from = `audit_entries e`
+	}
+	if q.User != "" {
+		where = append(where, "e.who_user = ? AND e.who_user <> ''")
+		args = append(args, q.User)
+	}
+	if q.Org != "" {
+		where = append(where, "e.who_org = ? AND e.who_org <> ''")
+		args = append(args, q.Org)
+	}
+	if q.Flagged {
+		where = append(where, "e.flags <> ''")
+	}
+	if q.Unrestricted {
+		where = append(where, "e.restricted = 0")
+	}
+	if q.Since != 0 {
+		where = append(where, "e.time >= ?")
+		args = append(args, q.Since)
+	}
+	if q.Until != 0 {
+		where = append(where, "e.time < ?")
+		args = append(args, q.Until)
+	}
+	if q.Before > 0 {
+		where = append(where, order+" < ?")
+		args = append(args, q.Before)
+	}
+	sqlText := `SELECT ` + auditColumns + ` FROM ` + from
+	if len(where) > 0 {
+		sqlText += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	sqlText += ` ORDER BY ` + order + ` DESC LIMIT ?`
+	args = append(args, q.Limit)
+	rows, err := s.rdb.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return nil, toError(err)
+	}
+	return scanAudit(rows)
+}
+
+// PutAuditCheckpoint stores a signed checkpoint.
+func (s *Store) PutAuditCheckpoint(ctx context.Context, c *store.AuditCheckpoint) error {
+	return s.submit(ctx, func(t *tx) error {
+		if err := t.check(ctx); err != nil {
+			return err
+		}
+		_, err := t.s.wconn.ExecContext(t.sqlCtx, `INSERT INTO audit_checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)`,
+			c.Size, c.Root, c.Note, c.Time)
+		return toError(err)
+	})
+}
+
+// AuditCheckpoints returns the stored checkpoints, smallest first, or the
+// latest alone.
+func (s *Store) AuditCheckpoints(ctx context.Context, latest bool) ([]*store.AuditCheckpoint, error) {
+	if s.down.Load() {
+		return nil, errClosed()
+	}
+	q := `SELECT size, root, note, time FROM audit_checkpoints ORDER BY size, id`
+	if latest {
+		q = `SELECT size, root, note, time FROM audit_checkpoints ORDER BY size DESC, id DESC LIMIT 1`
+	}
+	rows, err := s.rdb.QueryContext(ctx, q)
+	if err != nil {
+		return nil, toError(err)
+	}
+	defer rows.Close()
+	var out []*store.AuditCheckpoint
+	for rows.Next() {
+		c := &store.AuditCheckpoint{}
+		if err := rows.Scan(&c.Size, &c.Root, &c.Note, &c.Time); err != nil {
+			return nil, toError(err)
+		}
+		out = append(out, c)
+	}
+	return out, toError(rows.Err())
+}
