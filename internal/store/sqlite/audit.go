@@ -281,3 +281,14 @@ func (s *Store) AuditCheckpoints(ctx context.Context, latest bool) ([]*store.Aud
 	}
 	return out, toError(rows.Err())
 }
+
+// ExecAuditForTest runs one SQL statement on the write connection. It
+// exists for the tests that tamper with the audit tables as an attacker
+// with access to the file would, to show that audit verification catches
+// it; nothing else calls it.
+func (s *Store) ExecAuditForTest(ctx context.Context, sqlText string, args ...any) error {
+	return s.submit(ctx, func(t *tx) error {
+		_, err := t.s.wconn.ExecContext(t.sqlCtx, sqlText, args...)
+		return toError(err)
+	})
+}
