@@ -387,6 +387,21 @@ func (n *accessNode) send(t testing.TB, caller, method, path, body string) (int,
 	return resp.StatusCode, string(got)
 }
 
+// checkAnswer fails t unless the response has status want, holds
+// wantBody (when not "") and does not hold notBody (when not "").
+func checkAnswer(t *testing.T, status int, body string, want int, wantBody, notBody string) {
+	t.Helper()
+	if status != want {
+		t.Fatalf("status %d, want %d: %s", status, want, body)
+	}
+	if wantBody != "" && !strings.Contains(body, wantBody) {
+		t.Errorf("body lacks %q: %s", wantBody, body)
+	}
+	if notBody != "" && strings.Contains(body, notBody) {
+		t.Errorf("body holds %q: %s", notBody, body)
+	}
+}
+
 func obsFor(patient string) string {
 	return `{"resourceType":"Observation","status":"final","code":{"text":"pulse"},"subject":{"reference":"Patient/` + patient + `"}}`
 }
@@ -422,15 +437,7 @@ func TestAccessWrites(t *testing.T) {
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					status, body := n.send(t, tc.caller, tc.method, tc.path, tc.body)
-					if status != tc.want {
-						t.Fatalf("status %d, want %d: %s", status, tc.want, body)
-					}
-					if tc.wantBody != "" && !strings.Contains(body, tc.wantBody) {
-						t.Errorf("body lacks %q: %s", tc.wantBody, body)
-					}
-					if tc.notBody != "" && strings.Contains(body, tc.notBody) {
-						t.Errorf("body holds %q: %s", tc.notBody, body)
-					}
+					checkAnswer(t, status, body, tc.want, tc.wantBody, tc.notBody)
 				})
 			}
 
@@ -889,15 +896,7 @@ func TestAccessPatch(t *testing.T) {
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					status, body := patch(tc.caller, tc.path, tc.body, tc.headers)
-					if status != tc.want {
-						t.Fatalf("status %d, want %d: %s", status, tc.want, body)
-					}
-					if tc.wantBody != "" && !strings.Contains(body, tc.wantBody) {
-						t.Errorf("body lacks %q: %s", tc.wantBody, body)
-					}
-					if tc.notBody != "" && strings.Contains(body, tc.notBody) {
-						t.Errorf("body holds %q: %s", tc.notBody, body)
-					}
+					checkAnswer(t, status, body, tc.want, tc.wantBody, tc.notBody)
 				})
 			}
 			// Nothing refused was written.
