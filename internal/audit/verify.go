@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -142,6 +144,11 @@ func Verify(ctx context.Context, st store.AuditStore, verifiers note.Verifiers, 
 				broken = true
 				break
 			}
+			if want := indexRows(row); fmt.Sprint(want) != fmt.Sprint(row.Indexed) {
+				r.add(i, "its person-view index rows %v differ from the entry's persons %v (an access hidden from or added to a person's view)", row.Indexed, want)
+				broken = true
+				break
+			}
 			for k := 1; k < len(hs); k++ {
 				if !bytes.Equal(stored[k], hs[k][:]) {
 					r.add(i, "the stored tree hash %d above it differs from the one its entries give", ids[k])
@@ -241,4 +248,18 @@ func when(t time.Time) string {
 		return "earlier"
 	}
 	return "at " + t.UTC().Format(time.RFC3339)
+}
+
+// indexRows are the person-view index rows an entry should have.
+func indexRows(row *store.AuditEntry) []store.AuditIndexRow {
+	seen := map[string]bool{}
+	var out []store.AuditIndexRow
+	for _, p := range row.Patients {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, store.AuditIndexRow{Patient: p, Restricted: row.Restricted})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.AuditIndexRow) int { return strings.Compare(a.Patient, b.Patient) })
+	return out
 }

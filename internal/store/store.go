@@ -258,6 +258,33 @@ type AuditEntry struct {
 	Flags      []string
 	Restricted bool
 	Event      []byte
+	// Indexed is filled by AuditEntries alone: the person-view index rows
+	// that point at the entry, sorted by patient, so that verification can
+	// check them against the entry (an index row removed or marked
+	// restricted would hide an access from the person without touching the
+	// entry itself).
+	Indexed []AuditIndexRow
+}
+
+// AuditIndexRow is one row of the person's view index of the audit log.
+type AuditIndexRow struct {
+	Patient    string
+	Restricted bool
+}
+
+// ParseAuditIndexRows reads the "patient:0 patient:1" form backends
+// aggregate a person-view index into (1 for restricted).
+func ParseAuditIndexRows(s string) []AuditIndexRow {
+	var out []AuditIndexRow
+	for _, f := range SplitAuditList(s) {
+		i := strings.LastIndexByte(f, ':')
+		if i < 0 {
+			out = append(out, AuditIndexRow{Patient: f})
+			continue
+		}
+		out = append(out, AuditIndexRow{Patient: f[:i], Restricted: f[i+1:] != "0"})
+	}
+	return out
 }
 
 // AuditQuery selects audit entries; every set field must hold (see

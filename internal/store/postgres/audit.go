@@ -164,7 +164,30 @@ func scanAudit(rows pgx.Rows, err error) ([]*store.AuditEntry, error) {
 // AuditEntries returns at most limit entries from Index from on, in index
 // order.
 func (s *Store) AuditEntries(ctx context.Context, from int64, limit int) ([]*store.AuditEntry, error) {
-	return scanAudit(s.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_entries e WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2`, from, limit))
+	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+`,
+		coalesce((SELECT string_agg(p.patient || ':' || (CASE WHEN p.restricted THEN '1' ELSE '0' END), ' ' ORDER BY p.patient)
+			FROM audit_patients p WHERE p.idx = e.idx), '')
+		FROM audit_entries e WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2`, from, limit)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	defer rows.Close()
+	var out []*store.AuditEntry
+	for rows.Next() {
+		e := &store.AuditEntry{}
+		var patients, flags, indexed string
+		if err := rows.Scan(&e.Index, &e.Time, &e.User, &e.Role, &e.Org, &e.Client, &patients,
+			&e.Action, &e.Outcome, &flags, &e.Restricted, &e.Event, &indexed); err != nil {
+			return nil, dbError(err)
+		}
+		e.Patients, e.Flags = store.SplitAuditList(patients), store.SplitAuditList(flags)
+		e.Indexed = store.ParseAuditIndexRows(indexed)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(err)
+	}
+	return out, nil
 }
 
 // SearchAudit answers q from the index that fits it best (see the SQLite

@@ -160,17 +160,38 @@ func scanAudit(rows *sql.Rows) ([]*store.AuditEntry, error) {
 	return out, toError(rows.Err())
 }
 
+// scanAuditIndexed scans entries followed by their aggregated index rows.
+func scanAuditIndexed(rows *sql.Rows) ([]*store.AuditEntry, error) {
+	defer rows.Close()
+	var out []*store.AuditEntry
+	for rows.Next() {
+		e := &store.AuditEntry{}
+		var patients, flags, indexed string
+		if err := rows.Scan(&e.Index, &e.Time, &e.User, &e.Role, &e.Org, &e.Client, &patients,
+			&e.Action, &e.Outcome, &flags, &e.Restricted, &e.Event, &indexed); err != nil {
+			return nil, toError(err)
+		}
+		e.Patients, e.Flags = store.SplitAuditList(patients), store.SplitAuditList(flags)
+		e.Indexed = store.ParseAuditIndexRows(indexed)
+		out = append(out, e)
+	}
+	return out, toError(rows.Err())
+}
+
 // AuditEntries returns at most limit entries from Index from on, in index
 // order.
 func (s *Store) AuditEntries(ctx context.Context, from int64, limit int) ([]*store.AuditEntry, error) {
 	if s.down.Load() {
 		return nil, errClosed()
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_entries e WHERE e.idx >= ? ORDER BY e.idx LIMIT ?`, from, limit)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+auditColumns+`,
+		coalesce((SELECT group_concat(p.patient || ':' || p.restricted, ' ' ORDER BY p.patient)
+			FROM audit_patients p WHERE p.idx = e.idx), '')
+		FROM audit_entries e WHERE e.idx >= ? ORDER BY e.idx LIMIT ?`, from, limit)
 	if err != nil {
 		return nil, toError(err)
 	}
-	return scanAudit(rows)
+	return scanAuditIndexed(rows)
 }
 
 // SearchAudit answers q from the index that fits it best: the person's

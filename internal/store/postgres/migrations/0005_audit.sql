@@ -35,6 +35,8 @@ CREATE TABLE audit_patients (
     restricted boolean NOT NULL,
     PRIMARY KEY (patient, idx)
 );
+-- Verification reads an entry's index rows by idx (store.AuditEntry.Indexed).
+CREATE INDEX audit_patients_by_idx ON audit_patients (idx, patient);
 
 CREATE TABLE audit_hashes (
     id   bigint PRIMARY KEY,

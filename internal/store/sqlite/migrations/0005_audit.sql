@@ -44,6 +44,8 @@ CREATE TABLE audit_patients (
 	restricted INTEGER NOT NULL,
 	PRIMARY KEY (patient, idx)
 ) WITHOUT ROWID;
+-- Verification reads an entry's index rows by idx (store.AuditEntry.Indexed).
+CREATE INDEX audit_patients_by_idx ON audit_patients (idx, patient);
 
 CREATE TABLE audit_hashes (
 	id   INTEGER PRIMARY KEY,
