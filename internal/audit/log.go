@@ -72,6 +72,11 @@ type pending struct {
 // (created on first use, see docs/AUDIT.md). logger receives the failures
 // of background checkpoints.
 func Open(ctx context.Context, st store.Store, dataDir string, logger *slog.Logger) (*Log, error) {
+	return open(ctx, st, dataDir, logger, CheckpointEvery)
+}
+
+// open is Open with the checkpoint interval (tests shorten it).
+func open(ctx context.Context, st store.Store, dataDir string, logger *slog.Logger, every time.Duration) (*Log, error) {
 	as, ok := st.(store.AuditStore)
 	if !ok {
 		return nil, fhir.Internal(fmt.Errorf("audit: the store %T keeps no audit log", st))
@@ -86,7 +91,7 @@ func Open(ctx context.Context, st store.Store, dataDir string, logger *slog.Logg
 	l := &Log{st: as, logger: logger, key: key, dir: dataDir,
 		queue: make(chan *pending, maxBatch), stopped: make(chan struct{}),
 		grown: make(chan struct{}, 1), tickStop: make(chan struct{}), tickDone: make(chan struct{}),
-		every: CheckpointEvery}
+		every: every}
 	if cs, err := as.AuditCheckpoints(ctx, true); err != nil {
 		return nil, err
 	} else if len(cs) > 0 {
