@@ -197,6 +197,12 @@ func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]*store.A
 	if q.Limit <= 0 {
 		return nil, fhir.Internal(errors.New("postgres: SearchAudit without a limit"))
 	}
+	sqlText, args := auditSearchSQL(q)
+	return scanAudit(s.pool.Query(ctx, sqlText, args...))
+}
+
+// auditSearchSQL is the statement SearchAudit runs for q.
+func auditSearchSQL(q store.AuditQuery) (string, []any) {
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -232,12 +238,12 @@ func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]*store.A
 	if q.Before > 0 {
 		where = append(where, order+" < "+arg(q.Before))
 	}
-	sql := `SELECT ` + auditColumns + ` FROM ` + from
+	sqlText := `SELECT ` + auditColumns + ` FROM ` + from
 	if len(where) > 0 {
-		sql += ` WHERE ` + strings.Join(where, " AND ")
+		sqlText += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	sql += ` ORDER BY ` + order + ` DESC LIMIT ` + arg(q.Limit)
-	return scanAudit(s.pool.Query(ctx, sql, args...))
+	sqlText += ` ORDER BY ` + order + ` DESC LIMIT ` + arg(q.Limit)
+	return sqlText, args
 }
 
 // PutAuditCheckpoint stores a signed checkpoint.
