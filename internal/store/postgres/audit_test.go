@@ -10,10 +10,11 @@ import (
 	"github.com/sharedcare/sharedcare/internal/store/postgres"
 )
 
-// TestAuditSearchPlans: with sequential scans, bitmap scans and sorts priced out, every audit
-// search that names a person, a user, an organisation or asks for flagged
-// entries is served by an index of the log, newest first, without a sort
-// (a Seq Scan or a Sort left in the plan means no index serves it).
+// TestAuditSearchPlans: with sequential scans, bitmap scans and sorts
+// priced out, every audit search that names a person, a user, an
+// organisation or asks for flagged entries is served by an index of the
+// log, newest first (a Seq Scan or a Sort left in the plan means no index
+// serves it).
 func TestAuditSearchPlans(t *testing.T) {
 	st := backend.OpenPostgresForTest(t).(*postgres.Store)
 	ctx := context.Background()

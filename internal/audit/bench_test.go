@@ -1,0 +1,59 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/sharedcare/sharedcare/internal/audit"
+	"github.com/sharedcare/sharedcare/internal/store/backend"
+)
+
+// BenchmarkRecord measures durable Records from concurrent callers (as
+// the API records one per request), on every store: ns/op is the
+// throughput cost per entry, entries/txn how many group commit put in one
+// transaction.
+func BenchmarkRecord(b *testing.B) {
+	for _, be := range backend.ForTests(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			st := be.Open(b)
+			l, err := audit.Open(context.Background(), st, b.TempDir(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close(context.Background())
+			e := entry("dr-a", "A81001", []string{"p1"})
+			b.SetParallelism(recordParallelism) // goroutines per core: a busy server
+			start := audit.Batches(l)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					c := *e
+					c.Patients = []string{fmt.Sprintf("p%d", i%1000)}
+					if err := l.Record(context.Background(), &c); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+			b.StopTimer()
+			if n := audit.Batches(l) - start; n > 0 {
+				b.ReportMetric(float64(b.N)/float64(n), "entries/txn")
+			}
+		})
+	}
+}
+
+// recordParallelism is BenchmarkRecord's callers per core; group commit's
+// batches, and so the throughput, grow with the callers waiting.
+// SHAREDCARE_BENCH_AUDIT_PAR overrides it.
+var recordParallelism = func() int {
+	if n, err := strconv.Atoi(os.Getenv("SHAREDCARE_BENCH_AUDIT_PAR")); err == nil && n > 0 {
+		return n
+	}
+	return 8
+}()
