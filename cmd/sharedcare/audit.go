@@ -152,7 +152,7 @@ func auditVerify(ctx context.Context, st store.Store, dataDir string, kept []byt
 		fmt.Fprintln(auditOut, "BAD:", p)
 	}
 	if first := r.FirstBad(); first >= 0 {
-		return fmt.Errorf("the audit log does not verify: first bad entry %d (%d problems)", first, len(r.Problems))
+		return fmt.Errorf("the audit log does not verify: first bad entry %d (%d problem(s))", first, len(r.Problems))
 	}
-	return fmt.Errorf("the audit log does not verify (%d problems)", len(r.Problems))
+	return fmt.Errorf("the audit log does not verify (%d problem(s))", len(r.Problems))
 }

@@ -231,7 +231,12 @@ func Verify(ctx context.Context, st store.AuditStore, verifiers note.Verifiers, 
 			r.Checkpoints++
 		}
 	}
+	seen := map[string]bool{}
 	for _, msg := range trusted {
+		if seen[string(msg)] {
+			continue // the node's own file and an outside party's copy of it
+		}
+		seen[string(msg)] = true
 		c, err := ParseCheckpoint(msg, verifiers)
 		if err != nil {
 			r.add(-1, "kept checkpoint: %v", err)
