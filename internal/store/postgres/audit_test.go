@@ -8,6 +8,7 @@ import (
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 	"github.com/sharedcare/sharedcare/internal/store/postgres"
+	"github.com/sharedcare/sharedcare/internal/store/storetest"
 )
 
 // TestAuditSearchPlans: with sequential scans, bitmap scans and sorts
@@ -39,4 +40,13 @@ func TestAuditSearchPlans(t *testing.T) {
 			t.Errorf("%s: plan does not read %s newest first without a scan or sort:\n%s", tc.name, tc.want, plan)
 		}
 	}
+}
+
+// TestAuditConformance holds the PostgreSQL store to the audit log's
+// contract.
+func TestAuditConformance(t *testing.T) {
+	storetest.RunAudit(t, storetest.Harness{
+		Open:   backend.OpenPostgresForTest,
+		Reopen: backend.ReopenForTest,
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sharedcare/sharedcare/internal/store"
+	"github.com/sharedcare/sharedcare/internal/store/storetest"
 )
 
 // TestAuditSearchPlans: every audit search that names a person, a user, an
@@ -60,4 +61,26 @@ func TestAuditSearchPlans(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAuditConformance holds the SQLite store to the audit log's contract.
+func TestAuditConformance(t *testing.T) {
+	openAt := func(t testing.TB, path string) store.Store {
+		s, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	storetest.RunAudit(t, storetest.Harness{
+		Open: func(t testing.TB) store.Store { return openAt(t, filepath.Join(t.TempDir(), "sharedcare.db")) },
+		Reopen: func(t testing.TB, old store.Store) store.Store {
+			s := old.(*Store)
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			return openAt(t, s.Path())
+		},
+	})
 }
