@@ -21,10 +21,10 @@ import (
 // auditOut is where the audit commands print (a test replaces it).
 var auditOut io.Writer = os.Stdout
 
-// runAudit is `sharedcare audit verify|checkpoint`.
+// runAudit is `sharedcare audit verify|checkpoint|key`.
 func runAudit(ctx context.Context, args []string) error {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "checkpoint") {
-		return usageError{fhir.Invalid("", "usage: sharedcare audit verify|checkpoint --data DIR [--db URL] (see -h of each)")}
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "checkpoint" && args[0] != "key") {
+		return usageError{fhir.Invalid("", "usage: sharedcare audit verify|checkpoint|key --data DIR [--db URL] (see -h of each)")}
 	}
 	action := args[0]
 	fs := flag.NewFlagSet("audit "+action, flag.ContinueOnError)
@@ -40,6 +40,15 @@ checkpoint (DIR/audit-checkpoint) and the one in FILE, kept by an outside
 party, are trees the log still extends. Exits 1 naming the first bad entry
 when a row was altered, deleted, inserted or reordered, or the store was
 rolled back behind a checkpoint.
+
+flags:
+`)
+		case "key":
+			fmt.Fprint(fs.Output(), `usage: sharedcare audit key --data DIR
+
+Prints the node's audit verifier key (public): what an outside party needs
+to check the checkpoints the node signs. The node creates its key pair on
+first start.
 
 flags:
 `)
@@ -72,6 +81,14 @@ flags:
 	}
 	if *dataDir == "" {
 		return usageError{fhir.Invalid("", "give --data DIR: the node's audit keys are there")}
+	}
+	if action == "key" {
+		vkey, err := audit.ReadVerifierKey(*dataDir)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(auditOut, vkey)
+		return err
 	}
 	var kept []byte
 	if checkpoint != nil && *checkpoint != "" {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/sharedcare/sharedcare/internal/audit"
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
@@ -81,6 +83,19 @@ func TestAuditCommandVerifiesAndPrintsCheckpoints(t *testing.T) {
 	}
 	kept := filepath.Join(t.TempDir(), "kept")
 	os.WriteFile(kept, []byte(out), 0o644)
+
+	// The verifier key the command prints opens the checkpoint.
+	vkey, err := auditCmd(t, "key", "--data", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(vkey))
+	if err != nil {
+		t.Fatalf("key printed %q: %v", vkey, err)
+	}
+	if _, err := audit.ParseCheckpoint([]byte(out), note.VerifierList(v)); err != nil {
+		t.Errorf("the printed checkpoint does not open with the printed key: %v", err)
+	}
 
 	out, err = auditCmd(t, "verify", "--data", dir, "--checkpoint", kept)
 	if err != nil || !strings.Contains(out, "OK") || !strings.Contains(out, "10 verified") {

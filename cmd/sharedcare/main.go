@@ -26,7 +26,7 @@ var commands = map[string]command{
 	"demo":        {runDemo, "serve a node with a sample record loaded and print a token and curl lines (sharedcare demo [--data DIR] [--addr HOST:PORT])"},
 	"serve":       {runServe, "run the FHIR R4 server (sharedcare serve --data DIR [--db URL] [--addr HOST:PORT])"},
 	"admin":       {runAdmin, "create and list organisations, users, clients and roles (sharedcare admin org|user|client|role ACTION --data DIR [--db URL])"},
-	"audit":       {runAudit, "verify the tamper-evident audit log, or print its latest signed checkpoint (sharedcare audit verify|checkpoint --data DIR [--db URL] [--checkpoint FILE])"},
+	"audit":       {runAudit, "verify the tamper-evident audit log, print its latest signed checkpoint or its verifier key (sharedcare audit verify|checkpoint|key --data DIR [--db URL] [--checkpoint FILE])"},
 	"admin-token": {runAdminToken, "print a short-lived full-access token (sharedcare admin-token --data DIR [--db URL] [--ttl 1h])"},
 	"generate":    {runGenerate, "write a synthetic health-and-care region, one folder per organisation (sharedcare generate --people N --seed S --out DIR)"},
 	"import":      {runImport, "load FHIR bundles and NDJSON into a server (--url URL --token T) or a local store (--data DIR)"},
