@@ -109,6 +109,34 @@ func Verify(ctx context.Context, st store.AuditStore, verifiers note.Verifiers, 
 			break
 		}
 		from = rows[len(rows)-1].Index + 1
+		// The page's stored hashes in one read; an entry whose hashes are
+		// not all there is read alone below, to name what is missing.
+		page := map[int64][]byte{}
+		if last := min(rows[len(rows)-1].Index, size-1); last >= good {
+			lo, hi := tlog.StoredHashIndex(0, good), tlog.StoredHashCount(last+1)
+			ids := make([]int64, 0, hi-lo)
+			for id := lo; id < hi; id++ {
+				ids = append(ids, id)
+			}
+			got, err := st.AuditHashes(ctx, ids)
+			switch {
+			case err == nil:
+				for k, id := range ids {
+					page[id] = got[k]
+				}
+			case !fhir.IsKind(err, fhir.ENotFound):
+				return nil, err
+			}
+		}
+		storedHashes := func(ids []int64) ([][]byte, error) {
+			out := make([][]byte, len(ids))
+			for k, id := range ids {
+				if out[k] = page[id]; out[k] == nil {
+					return st.AuditHashes(ctx, ids)
+				}
+			}
+			return out, nil
+		}
 		for _, row := range rows {
 			i := good
 			switch {
@@ -130,7 +158,7 @@ func Verify(ctx context.Context, st store.AuditStore, verifiers note.Verifiers, 
 			for k := range hs {
 				ids[k] = start + int64(k)
 			}
-			stored, err := st.AuditHashes(ctx, ids)
+			stored, err := storedHashes(ids)
 			if fhir.IsKind(err, fhir.ENotFound) {
 				r.add(i, "has no stored tree hash (a row was inserted, or the hashes deleted)")
 				broken = true
