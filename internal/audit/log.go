@@ -34,7 +34,6 @@ type Log struct {
 	// checkpointing
 	ckMu     sync.Mutex   // one signer at a time
 	signed   atomic.Int64 // size of the latest checkpoint this node knows of
-	grown    chan struct{}
 	tickStop chan struct{}
 	tickDone chan struct{}
 	batches  atomic.Int64 // transactions committed, for the group-commit test
@@ -90,7 +89,7 @@ func open(ctx context.Context, st store.Store, dataDir string, logger *slog.Logg
 	}
 	l := &Log{st: as, logger: logger, key: key, dir: dataDir,
 		queue: make(chan *pending, maxBatch), stopped: make(chan struct{}),
-		grown: make(chan struct{}, 1), tickStop: make(chan struct{}), tickDone: make(chan struct{}),
+		tickStop: make(chan struct{}), tickDone: make(chan struct{}),
 		every: every}
 	if cs, err := as.AuditCheckpoints(ctx, true); err != nil {
 		return nil, err
@@ -103,8 +102,12 @@ func open(ctx context.Context, st store.Store, dataDir string, logger *slog.Logg
 }
 
 // Record appends e durably: it waits for the transaction its batch is
-// committed in, then sets e.Index. Concurrent calls share one transaction
-// (group commit); when it fails every caller of the batch gets the error.
+// committed in, then sets e.Index (and e.Time, to the microsecond as
+// stored). Concurrent calls share one transaction (group commit); when it
+// fails every caller of the batch gets the error, EUnavailable. A patient
+// id that cannot be an id (empty, over 64 characters, with white space) is
+// EInvalid and nothing is recorded; an unknown action or outcome, a flag
+// with white space or an Event that is not JSON is EInternal.
 func (l *Log) Record(ctx context.Context, e *Entry) error {
 	row, err := toRow(e)
 	if err != nil {
@@ -153,11 +156,17 @@ func toRow(e *Entry) (*store.AuditEntry, error) {
 	default:
 		return nil, fhir.Internal(fmt.Errorf("audit: unknown outcome %q", e.Outcome))
 	}
-	for _, list := range [][]string{e.Patients, e.Flags} {
-		for _, s := range list {
-			if s == "" || strings.ContainsAny(s, " \t\r\n") {
-				return nil, fhir.Internal(fmt.Errorf("audit: unusable patient id or flag %q", s))
-			}
+	// A patient id comes from the request (a client may name "Patient/a b"):
+	// one no FHIR id can be is the client's mistake, not the server's. The
+	// lists are stored space-separated, so a space could not round-trip.
+	for _, p := range e.Patients {
+		if p == "" || len(p) > 64 || strings.ContainsAny(p, " \t\r\n") {
+			return nil, fhir.Invalid("", "%q is not a valid resource id", p)
+		}
+	}
+	for _, f := range e.Flags {
+		if f == "" || strings.ContainsAny(f, " \t\r\n") {
+			return nil, fhir.Internal(fmt.Errorf("audit: unusable flag %q", f))
 		}
 	}
 	if len(e.Event) == 0 || !json.Valid(e.Event) {
@@ -274,10 +283,6 @@ func (l *Log) append(batch []*pending) error {
 	l.batches.Add(1)
 	for i, p := range batch {
 		p.row.Index = rows[i].Index
-	}
-	select {
-	case l.grown <- struct{}{}:
-	default:
 	}
 	return nil
 }

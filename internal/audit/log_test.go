@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/sharedcare/sharedcare/internal/audit"
+	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 )
@@ -129,6 +130,11 @@ func TestRecordRejectsMalformedEntries(t *testing.T) {
 		if err := l.Record(context.Background(), e); err == nil {
 			t.Errorf("%s: recorded, want an error", name)
 		}
+	}
+	// A patient id no FHIR id can be is the client's mistake: 4xx, not 500.
+	e := entry("u", "A81001", []string{"a b"})
+	if err := l.Record(context.Background(), e); !fhir.IsKind(err, fhir.EInvalid) {
+		t.Errorf("patient id with a space: %v, want EInvalid", err)
 	}
 }
 
