@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sharedcare/sharedcare/internal/audit"
 	"github.com/sharedcare/sharedcare/internal/auth"
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
@@ -67,6 +68,9 @@ type handler struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	metadata []byte // the CapabilityStatement, encoded once
+
+	audit audit.Recorder // nil: no audit (Audited, audit.go)
+	node  string         // this node, as AuditEvent.source
 }
 
 // New returns the HTTP handler of a node. cfg supplies the base URL, the

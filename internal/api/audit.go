@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -183,4 +184,85 @@ func auditQuery(path string, q url.Values) string {
 		return path
 	}
 	return path + "?" + c.Encode()
+}
+
+// Audited makes hd, a handler from New, record one audit entry per /fhir
+// interaction through rec, holding each response until its entry is
+// durable. node names this node in AuditEvent.source.
+func Audited(hd http.Handler, rec audit.Recorder, node string) http.Handler {
+	if h, ok := hd.(*handler); ok {
+		h.audit, h.node = rec, node
+	}
+	return hd
+}
+
+// auditPatients are the Patient ids a request names in its path or in its
+// patient/subject parameters. TODO(issue 7): take them from the access
+// layer's narrowing (internal/api/access.go) instead.
+func auditPatients(r *http.Request, q url.Values) []string {
+	var ids []string
+	segs := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/fhir"), "/"), "/")
+	if len(segs) >= 2 && segs[0] == "Patient" && segs[1] != "" && !strings.HasPrefix(segs[1], "$") {
+		ids = append(ids, segs[1])
+	}
+	for _, k := range []string{"patient", "subject"} {
+		for _, v := range q[k] {
+			v = strings.TrimPrefix(v, "Patient/")
+			if v != "" && !strings.Contains(v, "/") {
+				ids = append(ids, v)
+			}
+		}
+	}
+	return ids
+}
+
+// auditAction is the AuditEvent action of a request's method.
+func auditAction(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return audit.ActionRead
+	case http.MethodPut, http.MethodPatch:
+		return audit.ActionUpdate
+	case http.MethodDelete:
+		return audit.ActionDelete
+	case http.MethodPost:
+		return audit.ActionExecute
+	}
+	return audit.ActionExecute
+}
+
+// auditRelease records the interaction held in held and sends it to rw.
+func (h *handler) auditRelease(rw http.ResponseWriter, r *http.Request, st *state, held *heldResponse) {
+	q, _ := url.ParseQuery(r.URL.RawQuery)
+	f := auditFacts{
+		Subtype: r.Method, Action: auditAction(r.Method), Status: held.Status(), Time: time.Now(),
+		Node: h.node, Patients: auditPatients(r, q), Query: auditQuery(r.URL.Path, q),
+	}
+	if r.Method == http.MethodPost && held.Status() == http.StatusCreated {
+		f.Action = audit.ActionCreate
+	}
+	if loc := held.Header().Get("Location"); loc != "" {
+		// A create or update concerns what it wrote.
+		if i := strings.Index(loc, "/fhir/"); i >= 0 {
+			segs := strings.Split(loc[i+len("/fhir/"):], "/")
+			if len(segs) >= 2 {
+				f.Resources = append(f.Resources, segs[0]+"/"+segs[1])
+				if segs[0] == "Patient" {
+					f.Patients = append(f.Patients, segs[1])
+				}
+			}
+		}
+	}
+	if p := st.principal; p != nil {
+		f.User, f.Role, f.Org, f.Client = p.Subject, p.Role, p.Organisation, p.Client
+	}
+	e, err := f.entry()
+	if err != nil {
+		auditUnavailable(rw)
+		return
+	}
+	if err := held.release(r.Context(), h.audit, e, rw); err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "audit record failed: request refused",
+			slog.String("request_id", st.id), slog.String("error", err.Error()))
+	}
 }

@@ -1,17 +1,23 @@
-package api
+package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sharedcare/sharedcare/internal/api"
 	"github.com/sharedcare/sharedcare/internal/audit"
+	"github.com/sharedcare/sharedcare/internal/auth"
+	"github.com/sharedcare/sharedcare/internal/config"
+	"github.com/sharedcare/sharedcare/internal/engine"
+	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 )
 
@@ -22,124 +28,134 @@ func (failingRecorder) Record(context.Context, *audit.Entry) error {
 	return errors.New("store unavailable")
 }
 
-func heldRead(t *testing.T) *heldResponse {
+// auditedNode serves st through api.Audited with rec on a loopback port and
+// returns its base URL and an admin token.
+func auditedNode(t *testing.T, st store.Store, rec audit.Recorder) (string, string) {
 	t.Helper()
-	h := newHeldResponse()
-	h.Header().Set("ETag", `W/"1"`)
-	h.WriteHeader(http.StatusOK)
-	h.Write([]byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"Secretname"}]}`))
-	return h
-}
-
-func readInteraction() auditFacts {
-	return auditFacts{
-		Subtype: "read", Action: audit.ActionRead, Status: http.StatusOK, Time: time.Now(),
-		User: "dr-a", Role: "clinician", Org: "A81001", Client: "portal", Node: "node-1",
-		Purpose: "TREAT", Patients: []string{"p1"}, Resources: []string{"Patient/p1"},
-	}
-}
-
-// TestAuditFailsClosed: when the entry cannot be recorded the client gets a
-// 503 OperationOutcome and none of the held clinical data or headers.
-func TestAuditFailsClosed(t *testing.T) {
-	e, err := readInteraction().entry()
+	cfg := config.Default()
+	srv := httptest.NewUnstartedServer(nil)
+	cfg.BaseURL = "http://" + srv.Listener.Addr().String() + "/fhir"
+	cfg.DataDir = t.TempDir()
+	a, err := auth.Load(context.Background(), st, cfg.BaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := httptest.NewRecorder()
-	if err := heldRead(t).release(context.Background(), failingRecorder{}, e, w); err == nil {
-		t.Fatal("release succeeded over a failing recorder")
+	eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
+	srv.Config.Handler = api.Audited(api.New(service{eng, st}, a, cfg, nil), rec, "test-node")
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tok, err := a.IssueAdmin(time.Hour)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if w.Code != http.StatusServiceUnavailable {
-		t.Fatalf("status %d, want 503", w.Code)
+	return srv.URL + "/fhir", tok
+}
+
+func call(t *testing.T, method, url, tok, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	body := w.Body.String()
-	if !strings.Contains(body, `"OperationOutcome"`) || strings.Contains(body, "Secretname") || w.Header().Get("ETag") != "" {
-		t.Fatalf("fail-closed response leaked or is no OperationOutcome: %s %v", body, w.Header())
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// createPatient stores a Patient directly and returns its id.
+func createPatient(t *testing.T, base, tok string) string {
+	t.Helper()
+	code, body := call(t, http.MethodPost, base+"/Patient", tok, `{"resourceType":"Patient","name":[{"family":"Secretname"}]}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var p struct{ ID string }
+	if err := json.Unmarshal([]byte(body), &p); err != nil || p.ID == "" {
+		t.Fatalf("create: %v %s", err, body)
+	}
+	return p.ID
+}
+
+// TestAuditFailsClosed: when the entry cannot be recorded the client gets a
+// 503 OperationOutcome and none of the clinical data.
+func TestAuditFailsClosed(t *testing.T) {
+	st := backend.ForTests(t)[0].Open(t)
+	l, err := audit.Open(context.Background(), st, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(context.Background())
+	base, tok := auditedNode(t, st, l)
+	id := createPatient(t, base, tok)
+	// The same store, served by a node whose audit log fails.
+	failBase, _ := auditedNode(t, st, failingRecorder{})
+	code, body := call(t, http.MethodGet, failBase+"/Patient/"+id, tok, "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"OperationOutcome"`) || strings.Contains(body, "Secretname") {
+		t.Fatalf("failing audit: %d %s", code, body)
 	}
 }
 
-// TestAuditReleasesOnceDurable: over the real audit.Log on every store the
-// held response is sent after its entry is recorded, and the entry is found
-// by the person's own search with its AuditEvent.
-func TestAuditReleasesOnceDurable(t *testing.T) {
+// TestAuditRecordsEveryInteraction: over the real audit.Log on every store,
+// a read, a denied (401) request and a search each become an entry before
+// the response is sent, found by the person's own query, and no entry
+// carries the caller's token or a credential given in the query.
+func TestAuditRecordsEveryInteraction(t *testing.T) {
 	for _, b := range backend.ForTests(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			l, err := audit.Open(ctx, b.Open(t), t.TempDir(), nil)
+			st := b.Open(t)
+			l, err := audit.Open(ctx, st, t.TempDir(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close(ctx)
-			e, err := readInteraction().entry()
+			base, tok := auditedNode(t, st, l)
+			id := createPatient(t, base, tok)
+			if code, body := call(t, http.MethodGet, base+"/Patient/"+id, tok, ""); code != http.StatusOK || !strings.Contains(body, "Secretname") {
+				t.Fatalf("read: %d %s", code, body)
+			}
+			if code, _ := call(t, http.MethodGet, base+"/Patient/"+id, "", ""); code != http.StatusUnauthorized {
+				t.Fatalf("read without token: %d", code)
+			}
+			call(t, http.MethodGet, base+"/Observation?patient=Patient/"+id+"&access_token=SECRETQ", tok, "")
+
+			got, err := l.Search(ctx, audit.Query{Patient: id})
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := httptest.NewRecorder()
-			if err := heldRead(t).release(ctx, l, e, w); err != nil {
-				t.Fatal(err)
+			// Newest first: the search, the refused read, the read, the create.
+			if len(got) != 4 {
+				t.Fatalf("%d entries for the patient, want 4", len(got))
 			}
-			if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "Secretname") || w.Header().Get("ETag") != `W/"1"` {
-				t.Fatalf("held response not released intact: %d %s", w.Code, w.Body)
+			want := []struct{ action, outcome string }{{"R", "0"}, {"R", "4"}, {"R", "0"}, {"C", "0"}}
+			for i, w := range want {
+				if got[i].Action != w.action || got[i].Outcome != w.outcome {
+					t.Errorf("entry %d: action %s outcome %s, want %s %s", i, got[i].Action, got[i].Outcome, w.action, w.outcome)
+				}
+				var ev struct {
+					ResourceType string `json:"resourceType"`
+					Outcome      string `json:"outcome"`
+				}
+				if err := json.Unmarshal(got[i].Event, &ev); err != nil || ev.ResourceType != "AuditEvent" || ev.Outcome != w.outcome {
+					t.Errorf("entry %d: event %s (%v)", i, got[i].Event, err)
+				}
+				if bytes.Contains(got[i].Event, []byte(tok)) || bytes.Contains(got[i].Event, []byte("SECRETQ")) {
+					t.Fatalf("entry %d carries a credential: %s", i, got[i].Event)
+				}
 			}
-			got, err := l.Search(ctx, audit.Query{Patient: "p1", Unrestricted: true})
-			if err != nil || len(got) != 1 {
-				t.Fatalf("Search: %v, %d entries", err, len(got))
-			}
-			var ev struct {
-				ResourceType string `json:"resourceType"`
-				Action       string `json:"action"`
-				Outcome      string `json:"outcome"`
-				Entity       []struct {
-					What struct{ Reference string } `json:"what"`
-				} `json:"entity"`
-			}
-			if err := json.Unmarshal(got[0].Event, &ev); err != nil {
-				t.Fatal(err)
-			}
-			if ev.ResourceType != "AuditEvent" || ev.Action != "R" || ev.Outcome != "0" || len(ev.Entity) == 0 || ev.Entity[0].What.Reference != "Patient/p1" {
-				t.Fatalf("AuditEvent %+v", ev)
+			if got[2].User != "admin" {
+				t.Errorf("read entry user %q, want admin", got[2].User)
 			}
 		})
-	}
-}
-
-// TestAuditOutcomes: denied and withheld interactions are entries too, minor
-// failures; server errors serious.
-func TestAuditOutcomes(t *testing.T) {
-	for status, want := range map[int]string{200: "0", 201: "0", 401: "4", 403: "4", 404: "4", 500: "8", 503: "8"} {
-		in := readInteraction()
-		in.Status = status
-		e, err := in.entry()
-		if err != nil || e.Outcome != want || !strings.Contains(string(e.Event), `"outcome":"`+want+`"`) {
-			t.Errorf("status %d: outcome %q, want %q (%v)", status, e.Outcome, want, err)
-		}
-	}
-}
-
-// TestAuditEventCarriesNoSecret: a search made with its token (or any
-// other credential) in the query records the query without it.
-func TestAuditEventCarriesNoSecret(t *testing.T) {
-	q := url.Values{"patient": {"p1"}, "access_token": {"tok-SECRET1"}, "client_secret": {"SECRET2"}, "password": {"SECRET3"}, "code": {"SECRET4"}}
-	in := readInteraction()
-	in.Subtype, in.Action, in.Query = "search", audit.ActionExecute, auditQuery("Observation", q)
-	e, err := in.entry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev struct {
-		Entity []struct {
-			Query []byte `json:"query"`
-		} `json:"entity"`
-	}
-	if err := json.Unmarshal(e.Event, &ev); err != nil {
-		t.Fatal(err)
-	}
-	last := ev.Entity[len(ev.Entity)-1].Query
-	if string(last) != "Observation?patient=p1" {
-		t.Fatalf("recorded query %q", last)
-	}
-	if strings.Contains(string(e.Event), "SECRET") {
-		t.Fatalf("event carries a secret: %s", e.Event)
 	}
 }

@@ -98,6 +98,12 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := &state{id: requestID(r), format: format{contentType: contentTypeFHIR}}
 	w := &recorder{ResponseWriter: rw}
+	if h.audit != nil && (strings.HasPrefix(r.URL.Path, "/fhir/") || r.URL.Path == "/fhir") {
+		// Fail closed (audit.go): the response is held until its entry is durable.
+		held := newHeldResponse()
+		w.ResponseWriter = held
+		defer h.auditRelease(rw, r, st, held)
+	}
 	w.Header().Set("X-Request-Id", st.id)
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 
