@@ -15,6 +15,7 @@ import (
 
 	"github.com/sharedcare/sharedcare/internal/access"
 	"github.com/sharedcare/sharedcare/internal/api"
+	"github.com/sharedcare/sharedcare/internal/audit"
 	"github.com/sharedcare/sharedcare/internal/auth"
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
@@ -107,7 +108,19 @@ func serveStore(ctx context.Context, cfg config.Config, st store.Store, log *slo
 	if err != nil {
 		return fmt.Errorf("the access policy: %w", err)
 	}
-	handler := api.NewWithAccess(service{Engine: eng, Service: index, st: st}, authority, access.New(st, pol), cfg, log)
+	// Every interaction is audited before its response leaves (issue 7):
+	// the log is closed, with its last checkpoint signed, once the HTTP
+	// server has stopped.
+	auditLog, err := audit.Open(ctx, st, cfg.DataDir, log)
+	if err != nil {
+		return fmt.Errorf("open the audit log: %w", err)
+	}
+	defer func() {
+		if err := auditLog.Close(context.Background()); err != nil {
+			log.Error("closing the audit log", "error", err)
+		}
+	}()
+	handler := api.Audited(api.NewWithAccess(service{Engine: eng, Service: index, st: st}, authority, access.New(st, pol), cfg, log), auditLog, cfg.BaseURL)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
