@@ -159,3 +159,88 @@ func TestAuditRecordsEveryInteraction(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAuditCost: read-by-id throughput of the same store through a
+// handler without audit and one recording every read in the real
+// audit.Log, interleaved so that both halves see the same machine.
+func BenchmarkAuditCost(b *testing.B) {
+	for _, be := range backend.ForTests(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			ctx := context.Background()
+			st := be.Open(b)
+			cfg := config.Default()
+			cfg.BaseURL = "http://127.0.0.1/fhir"
+			cfg.DataDir = b.TempDir()
+			a, err := auth.Load(ctx, st, cfg.BaseURL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l, err := audit.Open(ctx, st, cfg.DataDir, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close(ctx)
+			eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
+			plain := api.New(service{eng, st}, a, cfg, nil)
+			audited := api.Audited(api.New(service{eng, st}, a, cfg, nil), l, "bench")
+			tok, err := a.IssueAdmin(time.Hour)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const people = 200
+			ids := make([]string, people)
+			for i := range ids {
+				req := httptest.NewRequest(http.MethodPost, "/fhir/Patient", strings.NewReader(`{"resourceType":"Patient","name":[{"family":"Bench"}]}`))
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Content-Type", "application/fhir+json")
+				w := httptest.NewRecorder()
+				plain.ServeHTTP(w, req)
+				var p struct{ ID string }
+				if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &p) != nil {
+					b.Fatalf("seed: %d %s", w.Code, w.Body)
+				}
+				ids[i] = p.ID
+			}
+			run := func(h http.Handler) func(b *testing.B) {
+				return func(b *testing.B) {
+					b.ReportAllocs()
+					for i := 0; b.Loop(); i++ {
+						req := httptest.NewRequest(http.MethodGet, "/fhir/Patient/"+ids[i%people], nil)
+						req.Header.Set("Authorization", "Bearer "+tok)
+						w := httptest.NewRecorder()
+						h.ServeHTTP(w, req)
+						if w.Code != http.StatusOK {
+							b.Fatalf("read: %d %s", w.Code, w.Body)
+						}
+					}
+				}
+			}
+			// Concurrent readers, as a node serves them: the log's group
+			// commit makes one durable transaction of their entries.
+			par := func(h http.Handler) func(b *testing.B) {
+				return func(b *testing.B) {
+					b.ReportAllocs()
+					b.SetParallelism(16)
+					b.RunParallel(func(pb *testing.PB) {
+						for i := 0; pb.Next(); i++ {
+							req := httptest.NewRequest(http.MethodGet, "/fhir/Patient/"+ids[i%people], nil)
+							req.Header.Set("Authorization", "Bearer "+tok)
+							w := httptest.NewRecorder()
+							h.ServeHTTP(w, req)
+							if w.Code != http.StatusOK {
+								b.Errorf("read: %d %s", w.Code, w.Body)
+								return
+							}
+						}
+					})
+				}
+			}
+			for range 2 {
+				b.Run("read/without", run(plain))
+				b.Run("read/with", run(audited))
+				b.Run("parallel-read/without", par(plain))
+				b.Run("parallel-read/with", par(audited))
+			}
+		})
+	}
+}
