@@ -266,3 +266,13 @@ func (h *handler) auditRelease(rw http.ResponseWriter, r *http.Request, st *stat
 			slog.String("request_id", st.id), slog.String("error", err.Error()))
 	}
 }
+
+// isAuditEventWrite reports whether r would write an AuditEvent through the
+// resource API: the audit log is written only by the node itself.
+func isAuditEventWrite(r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return false
+	}
+	rest := strings.TrimPrefix(r.URL.Path, "/fhir/")
+	return rest == "AuditEvent" || strings.HasPrefix(rest, "AuditEvent/")
+}

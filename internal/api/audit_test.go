@@ -160,6 +160,32 @@ func TestAuditRecordsEveryInteraction(t *testing.T) {
 	}
 }
 
+// TestAuditEventReadOnly: AuditEvent cannot be created, updated or deleted
+// over the API; the refusal is a 405 OperationOutcome, and is audited.
+func TestAuditEventReadOnly(t *testing.T) {
+	ctx := context.Background()
+	st := backend.ForTests(t)[0].Open(t)
+	l, err := audit.Open(ctx, st, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	base, tok := auditedNode(t, st, l)
+	ev := `{"resourceType":"AuditEvent","id":"x","action":"R"}`
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/AuditEvent", ev}, {http.MethodPut, "/AuditEvent/x", ev}, {http.MethodDelete, "/AuditEvent/x", ""},
+	} {
+		code, body := call(t, c.method, base+c.path, tok, c.body)
+		if code != http.StatusMethodNotAllowed || !strings.Contains(body, `"OperationOutcome"`) {
+			t.Errorf("%s %s: %d %s", c.method, c.path, code, body)
+		}
+	}
+	got, err := l.Search(ctx, audit.Query{User: "admin"})
+	if err != nil || len(got) != 3 || got[0].Outcome != audit.OutcomeMinor {
+		t.Fatalf("refusals not audited: %v, %d entries", err, len(got))
+	}
+}
+
 // BenchmarkAuditCost: read-by-id throughput of the same store through a
 // handler without audit and one recording every read in the real
 // audit.Log, interleaved so that both halves see the same machine.

@@ -161,6 +161,11 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.unmatched(w, r)
 		return
 	}
+	if h.audit != nil && isAuditEventWrite(r) {
+		w.Header().Set("Allow", "GET, HEAD")
+		h.fail(w, r, errorf(fhir.EMethodNotAllowed, "not-supported", "AuditEvent is read-only: the audit log is written by the node alone"))
+		return
+	}
 	if dec := h.decider(); dec != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// The next decision sees what this request wrote (a consent, a
 		// relationship): access.Decider.Changed.
