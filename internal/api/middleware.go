@@ -134,6 +134,10 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 			st.principal = p
 			r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+			if h.audit != nil && isAuditSearch(r) {
+				h.auditSearch(w, r, p)
+				return
+			}
 			// Authorisation next (access.go): every request is decided and
 			// the decision travels as the engine's access filter.
 			var ok bool
