@@ -32,6 +32,13 @@ func (failingRecorder) Record(context.Context, *audit.Entry) error {
 // returns its base URL and an admin token.
 func auditedNode(t *testing.T, st store.Store, rec audit.Recorder) (string, string) {
 	t.Helper()
+	base, tok, _ := auditedNodeAuth(t, st, rec)
+	return base, tok
+}
+
+// auditedNodeAuth is auditedNode that also returns the node's token issuer.
+func auditedNodeAuth(t *testing.T, st store.Store, rec audit.Recorder) (string, string, *auth.Authority) {
+	t.Helper()
 	cfg := config.Default()
 	srv := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + srv.Listener.Addr().String() + "/fhir"
@@ -48,7 +55,7 @@ func auditedNode(t *testing.T, st store.Store, rec audit.Recorder) (string, stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.URL + "/fhir", tok
+	return srv.URL + "/fhir", tok, a
 }
 
 func call(t *testing.T, method, url, tok, body string) (int, string) {
@@ -214,6 +221,44 @@ func TestAuditSearch(t *testing.T) {
 	code, body = call(t, http.MethodGet, base+"/AuditEvent?agent=dr-x&date=ge2000-01-01T00:00:00Z", tok, "")
 	if code != http.StatusOK || !strings.Contains(body, `"total":1`) {
 		t.Fatalf("search by agent and date: %d %s", code, body)
+	}
+}
+
+// TestAuditPersonView: a person sees the accesses to their own record,
+// restricted ones left out, and cannot ask for anyone else's; a clinician
+// is refused.
+func TestAuditPersonView(t *testing.T) {
+	ctx := context.Background()
+	st := backend.ForTests(t)[0].Open(t)
+	l, err := audit.Open(ctx, st, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	base, _, a := auditedNodeAuth(t, st, l)
+	for _, restricted := range []bool{false, true} {
+		e := &audit.Entry{Time: time.Now(), User: "dr-x", Org: "A81001", Patients: []string{"pz"}, Action: "R", Outcome: "0",
+			Restricted: restricted, Event: []byte(`{"resourceType":"AuditEvent","action":"R"}`)}
+		if err := l.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pat, err := a.Issue(auth.Principal{Subject: "Patient/pz", Kind: auth.KindPatient, Scopes: []string{"patient/*.rs"}}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, http.MethodGet, base+"/AuditEvent", pat, ""); code != http.StatusOK || !strings.Contains(body, `"total":1`) {
+		t.Fatalf("own view: %d %s", code, body)
+	}
+	if code, body := call(t, http.MethodGet, base+"/AuditEvent?patient=Patient/other", pat, ""); code != http.StatusForbidden {
+		t.Fatalf("another's view: %d %s", code, body)
+	}
+	doc, err := a.Issue(auth.Principal{Subject: "dr-x", User: "dr-x", Kind: auth.KindUser, Role: "gp-clinician", Organisation: "A81001", Scopes: []string{"user/*.rs"}}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, http.MethodGet, base+"/AuditEvent?patient=Patient/pz", doc, ""); code != http.StatusForbidden {
+		t.Fatalf("clinician: %d %s", code, body)
 	}
 }
 
