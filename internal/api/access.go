@@ -677,26 +677,7 @@ func (h *handler) accessOp(w http.ResponseWriter, r *http.Request, c *access.Cal
 	dec := h.decider()
 	ctx := r.Context()
 	if r.URL.Path == "/fhir/$access-alerts" {
-		alerts, err := dec.Alerts(ctx, c)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		params := []any{}
-		for _, a := range alerts {
-			params = append(params, fhir.Object{"name": "alert", "part": []any{
-				fhir.Object{"name": "kind", "valueCode": a.Kind},
-				fhir.Object{"name": "user", "valueString": a.User},
-				fhir.Object{"name": "organisation", "valueString": a.Org},
-				fhir.Object{"name": "role", "valueString": a.Role},
-				fhir.Object{"name": "patient", "valueReference": fhir.Object{"reference": "Patient/" + a.Patient}},
-				fhir.Object{"name": "reason", "valueCode": a.Reason},
-				fhir.Object{"name": "text", "valueString": a.Text},
-				fhir.Object{"name": "at", "valueInstant": a.At.UTC().Format(time.RFC3339)},
-				fhir.Object{"name": "expires", "valueInstant": a.Expires.UTC().Format(time.RFC3339)},
-			}})
-		}
-		h.sendObject(w, r, http.StatusOK, fhir.Object{"resourceType": "Parameters", "parameter": params})
+		h.accessAlerts(w, r, dec, c)
 		return
 	}
 	id := strings.TrimPrefix(r.URL.Path, "/fhir/Patient/")

@@ -25,6 +25,7 @@ type state struct {
 	principal *auth.Principal
 	query     url.Values
 	format    format
+	note      auditNote // what the audit entry will say (auditnote.go)
 }
 
 type stateKey struct{}
