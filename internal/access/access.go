@@ -303,6 +303,13 @@ type Narrow struct {
 	// request reads ("" for none).
 	Source string
 	Known  bool
+	// InCompartment says that every resource the request can return is in
+	// the Patient compartment of Patients[0] (one person): a search of one
+	// type by one of its Patient compartment parameters, reaching no other
+	// type. A grant that includes that person then needs no test of it
+	// (measured: the test was one of the three probes per row that made
+	// SQLite's filtered search 1.45 times the unfiltered one).
+	InCompartment bool
 }
 
 // FilterFor is Filter narrowed to what the request can touch.
@@ -325,7 +332,15 @@ func (d *Decider) FilterFor(ctx context.Context, c *Caller, op rune, n Narrow) (
 		if n.Known && g.Sources != nil && !sourceIn(n.Source, g.Sources) {
 			continue
 		}
-		if g.Patients != nil && n.Patients != nil {
+		if n.InCompartment && g.NoPatient {
+			continue // every result belongs to a person's record
+		}
+		if g.Patients != nil && n.InCompartment && len(n.Patients) == 1 && n.Types != nil {
+			if !cf.sets[i][n.Patients[0]] {
+				continue
+			}
+			g.Patients = nil
+		} else if g.Patients != nil && n.Patients != nil {
 			var keep []string
 			for _, p := range n.Patients {
 				if cf.sets[i][p] && !slices.Contains(keep, p) {

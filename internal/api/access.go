@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/fhir/r4"
 	"github.com/sharedcare/sharedcare/internal/search"
 	"github.com/sharedcare/sharedcare/internal/store"
 )
@@ -785,6 +787,16 @@ func (h *handler) narrowing(r *http.Request, op rune) (access.Narrow, error) {
 		}
 		if len(people) > 0 && len(q["subject"])+len(q["patient"]) == 1 {
 			n.Patients = people
+			// subject=Patient/x or patient=x, where that parameter places
+			// the type in the Patient compartment: every match is in x's.
+			param := "subject"
+			if len(q["patient"]) == 1 {
+				param = "patient"
+			}
+			if len(people) == 1 && len(n.Types) == 1 && slices.Contains(r4.PatientCompartment(n.Types[0]), param) {
+				sp := r4.SearchParams(n.Types[0])[param]
+				n.InCompartment = sp != nil && slices.Equal(sp.Targets, []string{"Patient"}) || param == "subject"
+			}
 		}
 	}
 	return n, nil

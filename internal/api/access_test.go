@@ -283,6 +283,33 @@ func TestAccessMatrix(t *testing.T) {
 						t.Errorf("total %d, want %d", total, len(of("Observation")))
 					}
 				})
+				// A search by one person (subject=Patient/x, patient=x) is
+				// answered with the person test dropped (access.Narrow
+				// InCompartment): what comes back must still be exactly
+				// what the caller sees of that person's record.
+				for _, p := range n.all {
+					if p.Type != "Patient" {
+						continue
+					}
+					for _, typ := range []string{"Observation", "Condition"} {
+						var want []string
+						for _, r := range n.all {
+							if subj, _ := r.Body["subject"].(map[string]any); r.Type == typ && subj["reference"] == p.Ref() && sees(r.Ref()) {
+								want = append(want, r.Ref())
+							}
+						}
+						slices.Sort(want)
+						for _, q := range []string{"subject=" + p.Ref(), "patient=" + p.ID} {
+							rows++
+							t.Run(caller+"/search "+typ+"?"+q, func(t *testing.T) {
+								got, total := n.bundleRefs(t, caller, "/fhir/"+typ+"?"+q+"&_total=accurate")
+								if !slices.Equal(got, want) || total != len(want) {
+									t.Errorf("got %v (total %d), want %v", got, total, want)
+								}
+							})
+						}
+					}
+				}
 				rows++
 				t.Run(caller+"/search Patient with _revinclude", func(t *testing.T) {
 					got, _ := n.bundleRefs(t, caller, "/fhir/Patient?_revinclude=Observation:subject&_count=100")
