@@ -136,4 +136,11 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /fhir/{type}/{id}/{sub}", h.instanceSub)
 
 	h.smartRoutes() // SMART discovery and the /auth endpoints (smart.go)
+
+	// The audit log's checkpoints, proofs and entries, for parties outside
+	// the node (auditproof.go).
+	m.HandleFunc("GET /audit/checkpoint", h.auditCheckpoint)
+	m.HandleFunc("GET /audit/proof/consistency", h.auditConsistency)
+	m.HandleFunc("GET /audit/proof/inclusion", h.auditInclusion)
+	m.HandleFunc("GET /audit/entry/{index}", h.auditEntry)
 }
