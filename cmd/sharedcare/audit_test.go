@@ -119,7 +119,7 @@ func TestAuditVerifyCatchesARollbackBehindAKeptCheckpoint(t *testing.T) {
 	recordEntries(t, dir, 6)
 	// A backup of the whole data directory at 6 entries.
 	backup := t.TempDir()
-	for _, f := range []string{"sharedcare.db", audit.SigningKeyFile, audit.VerifierKeyFile, audit.CheckpointFile} {
+	for _, f := range []string{"sharedcare.db", "sharedcare-audit.db", audit.SigningKeyFile, audit.VerifierKeyFile, audit.CheckpointFile} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -144,14 +144,15 @@ func TestAuditVerifyCatchesARollbackBehindAKeptCheckpoint(t *testing.T) {
 		t.Errorf("verify of a rolled-back store: %v\n%s", err, out)
 	}
 
-	// Only the database restored: the node's own checkpoint file tells.
-	db, err := os.ReadFile(filepath.Join(backup, "sharedcare.db"))
+	// Only the database restored (the audit log's file): the node's own
+	// checkpoint file tells.
+	db, err := os.ReadFile(filepath.Join(backup, "sharedcare-audit.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(dir, "sharedcare.db-wal"))
-	os.Remove(filepath.Join(dir, "sharedcare.db-shm"))
-	if err := os.WriteFile(filepath.Join(dir, "sharedcare.db"), db, 0o600); err != nil {
+	os.Remove(filepath.Join(dir, "sharedcare-audit.db-wal"))
+	os.Remove(filepath.Join(dir, "sharedcare-audit.db-shm"))
+	if err := os.WriteFile(filepath.Join(dir, "sharedcare-audit.db"), db, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err = auditCmd(t, "verify", "--data", dir)

@@ -12,27 +12,42 @@ import (
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
-// The audit log (store.AuditStore, migrations/0005_audit.sql). Appends go
-// through the single writer like every other write, so they share its group
-// commit and BEGIN IMMEDIATE holds the write lock against every other
-// process on the file: the size an append reads stays the size it appends
-// at. Reads use the read pool.
+// The audit log (store.AuditStore), in a file of its own (auditdb.go,
+// audit_schema.sql). Appends run one at a time on that file's write
+// connection (the audit package's committer batches the entries of
+// concurrent requests into each), and BEGIN IMMEDIATE holds its write lock
+// against every other process on the file: the size an append reads stays
+// the size it appends at. Reads use the file's read pool.
 
 var _ store.AuditStore = (*Store)(nil)
 
-// auditTx is the store.AuditTx of one AppendAudit, on the write connection.
-type auditTx struct{ t *tx }
+// auditTx is the store.AuditTx of one AppendAudit, on the audit file's
+// write connection.
+type auditTx struct {
+	a   *auditDB
+	ctx context.Context // the caller's: checked between statements
+}
 
-// AppendAudit runs fn in one durable write transaction.
+// AppendAudit runs fn in one durable write transaction of the audit file.
 func (s *Store) AppendAudit(ctx context.Context, fn func(store.AuditTx) error) error {
-	return s.submit(ctx, func(t *tx) error { return fn(auditTx{t}) })
+	if s.down.Load() {
+		return errClosed()
+	}
+	return s.audit.write(ctx, func(*sql.Conn) error { return fn(auditTx{s.audit, ctx}) })
+}
+
+func (a auditTx) check() error {
+	if err := a.ctx.Err(); err != nil {
+		return toError(err)
+	}
+	return nil
 }
 
 func (a auditTx) Size(ctx context.Context) (int64, error) {
-	if err := a.t.check(ctx); err != nil {
+	if err := a.check(); err != nil {
 		return 0, err
 	}
-	st, closeIt, err := a.t.s.wq.get(a.t.sqlCtx, `SELECT size FROM audit_head WHERE one = 1`)
+	st, closeIt, err := a.a.wq.get(context.Background(), `SELECT size FROM audit_head WHERE one = 1`)
 	if err != nil {
 		return 0, toError(err)
 	}
@@ -40,19 +55,19 @@ func (a auditTx) Size(ctx context.Context) (int64, error) {
 		defer st.Close()
 	}
 	var n int64
-	err = st.QueryRowContext(a.t.sqlCtx).Scan(&n)
+	err = st.QueryRowContext(context.Background()).Scan(&n)
 	return n, toError(err)
 }
 
 func (a auditTx) Hashes(ctx context.Context, ids []int64) ([][]byte, error) {
-	if err := a.t.check(ctx); err != nil {
+	if err := a.check(); err != nil {
 		return nil, err
 	}
-	return auditHashes(a.t.sqlCtx, a.t.s.wq, ids)
+	return auditHashes(context.Background(), a.a.wq, ids)
 }
 
 func (a auditTx) Append(ctx context.Context, entries []*store.AuditEntry, firstHash int64, hashes [][]byte) error {
-	if err := a.t.check(ctx); err != nil {
+	if err := a.check(); err != nil {
 		return err
 	}
 	size, err := a.Size(ctx)
@@ -63,7 +78,7 @@ func (a auditTx) Append(ctx context.Context, entries []*store.AuditEntry, firstH
 		if e.Index != size+int64(i) {
 			return fhir.Internal(fmt.Errorf("sqlite: audit entry appended at %d, the log's next index is %d", e.Index, size+int64(i)))
 		}
-		if err := a.t.auditExec(`INSERT INTO audit_entries
+		if err := a.exec(`INSERT INTO audit_entries
 			(idx, time, who_user, who_role, who_org, who_client, patients, action, outcome, flags, restricted, event)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.Index, e.Time, e.User, e.Role, e.Org, e.Client, strings.Join(e.Patients, " "),
@@ -71,32 +86,32 @@ func (a auditTx) Append(ctx context.Context, entries []*store.AuditEntry, firstH
 			return err
 		}
 		for _, p := range e.Patients {
-			if err := a.t.auditExec(`INSERT OR IGNORE INTO audit_patients (patient, idx, restricted) VALUES (?, ?, ?)`,
+			if err := a.exec(`INSERT OR IGNORE INTO audit_patients (patient, idx, restricted) VALUES (?, ?, ?)`,
 				p, e.Index, e.Restricted); err != nil {
 				return err
 			}
 		}
 	}
 	for i, h := range hashes {
-		if err := a.t.auditExec(`INSERT INTO audit_hashes (id, hash) VALUES (?, ?)`, firstHash+int64(i), h); err != nil {
+		if err := a.exec(`INSERT INTO audit_hashes (id, hash) VALUES (?, ?)`, firstHash+int64(i), h); err != nil {
 			return err
 		}
 	}
-	return a.t.auditExec(`UPDATE audit_head SET size = ? WHERE one = 1`, size+int64(len(entries)))
+	return a.exec(`UPDATE audit_head SET size = ? WHERE one = 1`, size+int64(len(entries)))
 }
 
-// auditExec runs a statement of the append, prepared once per store: the
-// SQL text is fixed, and preparing it anew per entry was a third of an
+// exec runs a statement of the append, prepared once per store: the SQL
+// text is fixed, and preparing it anew per entry was a third of an
 // append's CPU (measured with BenchmarkRecord).
-func (t *tx) auditExec(q string, args ...any) error {
-	st, closeIt, err := t.s.wq.get(t.sqlCtx, q)
+func (a auditTx) exec(q string, args ...any) error {
+	st, closeIt, err := a.a.wq.get(context.Background(), q)
 	if err != nil {
 		return toError(err)
 	}
 	if closeIt {
 		defer st.Close()
 	}
-	_, err = st.ExecContext(t.sqlCtx, args...)
+	_, err = st.ExecContext(context.Background(), args...)
 	return toError(err)
 }
 
@@ -157,7 +172,7 @@ func (s *Store) AuditSize(ctx context.Context) (int64, error) {
 		return 0, errClosed()
 	}
 	var n int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT size FROM audit_head WHERE one = 1`).Scan(&n)
+	err := s.audit.rdb.QueryRowContext(ctx, `SELECT size FROM audit_head WHERE one = 1`).Scan(&n)
 	return n, toError(err)
 }
 
@@ -166,7 +181,7 @@ func (s *Store) AuditHashes(ctx context.Context, ids []int64) ([][]byte, error) 
 	if s.down.Load() {
 		return nil, errClosed()
 	}
-	return auditHashes(ctx, s.rq, ids)
+	return auditHashes(ctx, s.audit.rq, ids)
 }
 
 const auditColumns = `e.idx, e.time, e.who_user, e.who_role, e.who_org, e.who_client, e.patients, e.action, e.outcome, e.flags, e.restricted, e.event`
@@ -211,7 +226,7 @@ func (s *Store) AuditEntries(ctx context.Context, from int64, limit int) ([]*sto
 	if s.down.Load() {
 		return nil, errClosed()
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+auditColumns+`,
+	rows, err := s.audit.rdb.QueryContext(ctx, `SELECT `+auditColumns+`,
 		coalesce((SELECT group_concat(p.patient || ':' || p.restricted, ' ' ORDER BY p.patient)
 			FROM audit_patients p WHERE p.idx = e.idx), '')
 		FROM audit_entries e WHERE e.idx >= ? ORDER BY e.idx LIMIT ?`, from, limit)
@@ -233,7 +248,7 @@ func (s *Store) SearchAudit(ctx context.Context, q store.AuditQuery) ([]*store.A
 		return nil, fhir.Internal(errors.New("sqlite: SearchAudit without a limit"))
 	}
 	sqlText, args := auditSearchSQL(q)
-	rows, err := s.rdb.QueryContext(ctx, sqlText, args...)
+	rows, err := s.audit.rdb.QueryContext(ctx, sqlText, args...)
 	if err != nil {
 		return nil, toError(err)
 	}
@@ -302,13 +317,13 @@ func auditSearchSQL(q store.AuditQuery) (string, []any) {
 
 // PutAuditCheckpoint stores a signed checkpoint.
 func (s *Store) PutAuditCheckpoint(ctx context.Context, c *store.AuditCheckpoint) error {
-	return s.submit(ctx, func(t *tx) error {
-		if err := t.check(ctx); err != nil {
-			return err
-		}
-		_, err := t.s.wconn.ExecContext(t.sqlCtx, `INSERT INTO audit_checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)`,
+	if s.down.Load() {
+		return errClosed()
+	}
+	return s.audit.write(ctx, func(c2 *sql.Conn) error {
+		_, err := c2.ExecContext(context.Background(), `INSERT INTO audit_checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)`,
 			c.Size, c.Root, c.Note, c.Time)
-		return toError(err)
+		return err
 	})
 }
 
@@ -322,7 +337,7 @@ func (s *Store) AuditCheckpoints(ctx context.Context, latest bool) ([]*store.Aud
 	if latest {
 		q = `SELECT size, root, note, time FROM audit_checkpoints ORDER BY size DESC, id DESC LIMIT 1`
 	}
-	rows, err := s.rdb.QueryContext(ctx, q)
+	rows, err := s.audit.rdb.QueryContext(ctx, q)
 	if err != nil {
 		return nil, toError(err)
 	}
@@ -338,13 +353,14 @@ func (s *Store) AuditCheckpoints(ctx context.Context, latest bool) ([]*store.Aud
 	return out, toError(rows.Err())
 }
 
-// ExecAuditForTest runs one SQL statement on the write connection. It
+// ExecAuditForTest runs one SQL statement on the audit file's write
+// connection. It
 // exists for the tests that tamper with the audit tables as an attacker
 // with access to the file would, to show that audit verification catches
 // it; nothing else calls it.
 func (s *Store) ExecAuditForTest(ctx context.Context, sqlText string, args ...any) error {
-	return s.submit(ctx, func(t *tx) error {
-		_, err := t.s.wconn.ExecContext(t.sqlCtx, sqlText, args...)
-		return toError(err)
+	return s.audit.write(ctx, func(c *sql.Conn) error {
+		_, err := c.ExecContext(context.Background(), sqlText, args...)
+		return err
 	})
 }

@@ -35,7 +35,7 @@ func TestAuditSearchPlans(t *testing.T) {
 	}
 	for _, tc := range cases {
 		sqlText, args := auditSearchSQL(tc.q)
-		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+sqlText, args...)
+		rows, err := s.audit.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+sqlText, args...)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}

@@ -55,6 +55,8 @@ type Store struct {
 
 	fast chan *fastReader // read-by-id connections (fastread.go)
 
+	audit *auditDB // the audit log's own file (auditdb.go)
+
 	// searchSlots bounds the searches running at once to the cores. The
 	// pure-Go SQLite allocates through one process-wide mutex, so more
 	// concurrent searches than cores queue on that lock instead of on the
@@ -176,12 +178,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		if s.ckdb != nil {
 			s.ckdb.Close()
 		}
+		if s.audit != nil {
+			s.audit.close()
+		}
 		return nil, toError(err)
 	}
 	if s.wconn, err = connRetry(ctx, wdb); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
 	if err := migrate(ctx, s.wconn); err != nil {
+		return fail(err)
+	}
+	if s.audit, err = openAuditDB(ctx, path, common); err != nil {
+		return fail(err)
+	}
+	if err := s.audit.adoptFrom(ctx, s.wconn, path); err != nil {
 		return fail(err)
 	}
 	if s.w, err = prepare(ctx, s.wconn.PrepareContext, true); err != nil {
@@ -277,7 +288,7 @@ func (s *Store) Close() error {
 	<-s.ckDone
 
 	var errs []error
-	errs = append(errs, s.ckdb.Close())
+	errs = append(errs, s.ckdb.Close(), s.audit.close())
 	for range cap(s.fast) {
 		(<-s.fast).close() // waits for reads in flight to hand theirs back
 	}
@@ -394,10 +405,14 @@ func (s *Store) checkpointer() {
 		}
 		select {
 		case <-s.committed:
-		default:
-			continue // nothing written since the last round
+			s.ckdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		default: // nothing written since the last round
 		}
-		s.ckdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		select {
+		case <-s.audit.committed:
+			s.audit.ckdb.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		default:
+		}
 	}
 }
 
