@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sharedcare/sharedcare/internal/access"
+	"github.com/sharedcare/sharedcare/internal/audit"
 	"github.com/sharedcare/sharedcare/internal/auth"
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
@@ -30,7 +31,7 @@ import (
 // with the verifier because both answer for the caller: one says who they
 // are, the other what they may do.
 func NewWithAccess(svc Service, verifier Verifier, dec *access.Decider, cfg config.Config, log *slog.Logger) http.Handler {
-	as := &accessService{Service: svc, dec: dec, ix: &search.Indexer{Base: cfg.BaseURL}, seen: map[versionKey]*versionFacts{}}
+	as := &accessService{Service: svc, dec: dec, factCache: newFactCache(cfg.BaseURL)}
 	var wrapped Service = as
 	if m, ok := svc.(MPI); ok {
 		wrapped = &accessServiceMPI{accessService: as, MPI: m}
@@ -46,10 +47,20 @@ func NewWithAccess(svc Service, verifier Verifier, dec *access.Decider, cfg conf
 type accessService struct {
 	Service
 	dec *access.Decider
-	ix  *search.Indexer
+	*factCache
+}
+
+// factCache keeps the access-relevant facts of versions read, for the
+// access decision of a read by id and for its audit entry (audit.go).
+type factCache struct {
+	ix *search.Indexer
 
 	mu   sync.Mutex
 	seen map[versionKey]*versionFacts // bounded; see facts
+}
+
+func newFactCache(base string) *factCache {
+	return &factCache{ix: &search.Indexer{Base: base}, seen: map[versionKey]*versionFacts{}}
 }
 
 // accessServiceMPI is accessService over a service with a patient index.
@@ -107,7 +118,7 @@ func (s *accessService) Read(ctx context.Context, typ, id string) (*store.Versio
 
 // facts returns the access-relevant facts of a version, extracted by the
 // same indexer that wrote its index rows.
-func (s *accessService) facts(v *store.Version) (*versionFacts, error) {
+func (s *factCache) facts(v *store.Version) (*versionFacts, error) {
 	k := versionKey{v.Type, v.ID, v.VersionID}
 	s.mu.Lock()
 	vf := s.seen[k]
@@ -115,12 +126,32 @@ func (s *accessService) facts(v *store.Version) (*versionFacts, error) {
 	if vf != nil {
 		return vf, nil
 	}
-	res, err := fhir.ParseObject(v.Body, fhir.DefaultMaxDepth)
+	vf, err := s.factsOf(v.Type, v.Body)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.seen) >= maxSeen {
+		s.seen = map[versionKey]*versionFacts{}
+	}
+	s.seen[k] = vf
+	s.mu.Unlock()
+	return vf, nil
+}
+
+// factsOf extracts the facts of a resource's JSON, uncached.
+func (s *factCache) factsOf(typ string, body []byte) (*versionFacts, error) {
+	res, err := fhir.ParseObject(body, fhir.DefaultMaxDepth)
 	if err != nil {
 		return nil, fhir.Internal(err)
 	}
-	vf = &versionFacts{}
-	idx := s.ix.Index(v.Type, res)
+	return s.factsOfObject(typ, res), nil
+}
+
+// factsOfObject extracts the facts of a parsed resource.
+func (s *factCache) factsOfObject(typ string, res fhir.Object) *versionFacts {
+	vf := &versionFacts{}
+	idx := s.ix.Index(typ, res)
 	for _, cm := range idx.Compartments {
 		if cm.Type == "Patient" {
 			vf.patients = append(vf.patients, cm.ID)
@@ -136,13 +167,7 @@ func (s *accessService) facts(v *store.Version) (*versionFacts, error) {
 			vf.labels = append(vf.labels, store.Label{System: t.System, Code: t.Code})
 		}
 	}
-	s.mu.Lock()
-	if len(s.seen) >= maxSeen {
-		s.seen = map[versionKey]*versionFacts{}
-	}
-	s.seen[k] = vf
-	s.mu.Unlock()
-	return vf, nil
+	return vf
 }
 
 // CompartmentSearch and Everything forward to the service when it has them.
@@ -430,6 +455,9 @@ func (h *handler) checkWrite(w http.ResponseWriter, r *http.Request, dec *access
 	}
 	conditional := false
 	if op == opBundle {
+		if t, _ := res["type"].(string); t == "batch" || t == "transaction" {
+			noteOf(r).setSubtype(t) // audited as what it is, refused or not
+		}
 		conditional, err = h.checkBundle(r, dec, c, res, searchable)
 	} else {
 		var id string
@@ -720,6 +748,16 @@ func (h *handler) accessOp(w http.ResponseWriter, r *http.Request, c *access.Cal
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	// Its audit entry is flagged for review like the reads it opens, and
+	// records the reason given as its purpose of use.
+	n := noteOf(r)
+	n.addPatients(id)
+	n.setPurpose(reason)
+	if opName == "$break-glass" {
+		n.addFlags(audit.FlagBreakGlass)
+	} else {
+		n.addFlags(audit.FlagSelfClaimed)
 	}
 	h.log.LogAttrs(ctx, slog.LevelWarn, "access granted outside a recorded relationship",
 		slog.String("request_id", stateOf(r).id), slog.String("operation", opName),

@@ -144,7 +144,8 @@ func TestAuditRecordsEveryInteraction(t *testing.T) {
 			if len(got) != 4 {
 				t.Fatalf("%d entries for the patient, want 4", len(got))
 			}
-			want := []struct{ action, outcome string }{{"R", "0"}, {"R", "4"}, {"R", "0"}, {"C", "0"}}
+			// A search is an execute (E), as IHE BALP records it.
+			want := []struct{ action, outcome string }{{"E", "0"}, {"R", "4"}, {"R", "0"}, {"C", "0"}}
 			for i, w := range want {
 				if got[i].Action != w.action || got[i].Outcome != w.outcome {
 					t.Errorf("entry %d: action %s outcome %s, want %s %s", i, got[i].Action, got[i].Outcome, w.action, w.outcome)

@@ -99,7 +99,7 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := &state{id: requestID(r), format: format{contentType: contentTypeFHIR}}
 	w := &recorder{ResponseWriter: rw}
-	if h.audit != nil && (strings.HasPrefix(r.URL.Path, "/fhir/") || r.URL.Path == "/fhir") {
+	if h.audit != nil && (strings.HasPrefix(r.URL.Path, "/fhir/") || r.URL.Path == "/fhir" || isAuditedAuth(r)) {
 		// Fail closed (audit.go): the response is held until its entry is durable.
 		held := newHeldResponse()
 		w.ResponseWriter = held

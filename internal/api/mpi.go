@@ -68,13 +68,16 @@ func (h *handler) unmerge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) mergeOp(w http.ResponseWriter, r *http.Request, op func(MPI, context.Context, []byte) (fhir.Object, error)) {
-	m, ok := h.mpiOr(w, r)
-	if !ok || !h.governance(w, r) {
-		return
-	}
 	body, err := h.readBody(w, r, resourceTypes)
 	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	// A merge or unmerge concerns the records its Parameters name, whether
+	// or not it is allowed to go ahead.
+	noteOf(r).addPatients(patientRefs(body, nil)...)
+	m, ok := h.mpiOr(w, r)
+	if !ok || !h.governance(w, r) {
 		return
 	}
 	out, err := op(m, r.Context(), body)
@@ -96,6 +99,10 @@ func (h *handler) reviewOp(w http.ResponseWriter, r *http.Request, op func(MPI, 
 	m, ok := h.mpiOr(w, r)
 	if !ok || !h.governance(w, r) {
 		return
+	}
+	// A review decision concerns the two records its Task names.
+	if t, err := h.rawRead(r.Context(), "Task", r.PathValue("id")); err == nil {
+		noteOf(r).addPatients(patientRefs(t.Body, nil)...)
 	}
 	out, err := op(m, r.Context(), r.PathValue("id"))
 	h.answerBundle(w, r, out, err)

@@ -65,6 +65,8 @@ func (h *handler) sendVersion(w http.ResponseWriter, r *http.Request, v *store.V
 		h.fail(w, r, fhir.Errorf(fhir.EGone, "", "%s/%s was deleted", v.Type, v.ID))
 		return
 	}
+	// A 304 discloses that the client's copy is current: the same record.
+	h.noteVersion(r, v, false)
 	versionHeaders(w, v)
 	if notModified(r, v) {
 		w.WriteHeader(http.StatusNotModified)

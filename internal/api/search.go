@@ -100,7 +100,11 @@ func (h *handler) bundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := parsePrefer(r)
+	plan := h.auditBundleBefore(r, body)
 	b, err := h.svc.Bundle(r.Context(), body, h.writeOptions(r, p))
+	if err == nil {
+		h.noteBundleEntries(r, plan, b)
+	}
 	h.answerBundle(w, r, b, err)
 }
 
@@ -129,6 +133,7 @@ func (h *handler) answerBundle(w http.ResponseWriter, r *http.Request, o fhir.Ob
 		h.fail(w, r, err)
 		return
 	}
+	h.noteBundle(r, o)
 	h.sendObject(w, r, http.StatusOK, o)
 }
 

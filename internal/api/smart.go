@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -119,6 +120,8 @@ func (sh *smartHandler) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The audit entry names who tried, never the password or the code.
+	noteOf(r).setUser(strings.TrimSpace(f.Get("username")))
 	res, err := sh.srv.Login(r.Context(), smart.LoginForm{
 		Request:  f.Get("request"),
 		Username: strings.TrimSpace(f.Get("username")),
@@ -191,10 +194,23 @@ func (sh *smartHandler) token(w http.ResponseWriter, r *http.Request) {
 		sh.oauthError(w, r, &smart.Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: err.Error()})
 		return
 	}
+	n := noteOf(r)
+	n.setWho(who{client: claimedClient(f)})
 	resp, oerr := sh.srv.Token(r.Context(), f)
 	if oerr != nil {
 		sh.oauthError(w, r, oerr)
 		return
+	}
+	// The entry names whom the token was issued to, as the token says,
+	// never the token itself.
+	p, err := sh.srv.Verify(r.Context(), resp.AccessToken)
+	if err != nil {
+		n.fail(err)
+	} else {
+		n.setWho(who{user: p.Subject, role: p.Role, org: p.Organisation, client: p.Client})
+		if id, ok := strings.CutPrefix(p.Subject, "Patient/"); ok {
+			n.addPatients(id)
+		}
 	}
 	sh.json(w, http.StatusOK, resp)
 }
@@ -216,6 +232,15 @@ func (sh *smartHandler) revoke(w http.ResponseWriter, r *http.Request) {
 	f, caller, ok := sh.managementRequest(w, r)
 	if !ok {
 		return
+	}
+	// The entry names whose grant ends: the user and client of an access
+	// token (a refresh token is opaque: then the client that sent it).
+	n := noteOf(r)
+	n.setWho(who{client: claimedClient(f)})
+	if tok := f.Get("token"); strings.Count(tok, ".") == 2 {
+		if p, err := sh.srv.Verify(r.Context(), tok); err == nil {
+			n.setWho(who{user: p.Subject, role: p.Role, org: p.Organisation, client: p.Client})
+		}
 	}
 	if oerr := sh.srv.Revoke(r.Context(), caller, f); oerr != nil {
 		sh.oauthError(w, r, oerr)
@@ -255,6 +280,31 @@ func (sh *smartHandler) managementRequest(w http.ResponseWriter, r *http.Request
 		stateOf(r).principal = p
 	}
 	return f, caller, true
+}
+
+// claimedClient is the client a token or revocation request says it comes
+// from, for its audit entry: client_id, else the subject its client
+// assertion claims (read, not verified: the entry of a refused request
+// names whom it claimed to be). Never the assertion itself.
+func claimedClient(f url.Values) string {
+	if id := f.Get("client_id"); id != "" {
+		return truncate(id)
+	}
+	parts := strings.Split(f.Get("client_assertion"), ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	return truncate(c.Sub)
 }
 
 // postForm reads an application/x-www-form-urlencoded body of at most

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/store"
 )
 
 // create is POST /fhir/{type}, conditional when If-None-Exist is sent.
@@ -96,7 +97,15 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := parsePrefer(r)
+	var before *store.Version
+	if h.audit != nil {
+		// Whose record it was in: the deleted version has no body to say.
+		before, _ = h.rawRead(r.Context(), typ, r.PathValue("id"))
+	}
 	out, err := h.svc.Delete(r.Context(), typ, r.PathValue("id"), h.writeOptions(r, p))
+	if err == nil && !out.NoOp {
+		h.noteVersion(r, before, true)
+	}
 	h.answerDelete(w, r, p, out, err)
 }
 
@@ -130,6 +139,7 @@ func (h *handler) answerWrite(w http.ResponseWriter, r *http.Request, p prefer, 
 		return
 	}
 	v := out.Version
+	h.noteVersion(r, v, true)
 	status := http.StatusOK
 	if out.Created {
 		status = http.StatusCreated
