@@ -193,6 +193,19 @@ func TestAccessAlertQueue(t *testing.T) {
 				!strings.Contains(string(r.Event), `"reference":"AuditEvent/`+itoa(glass)+`"`) || !strings.Contains(string(r.Event), "NOTE-GLASS") {
 				t.Fatalf("review entry %+v %s", r, r.Event)
 			}
+			// The requests themselves are audited like every interaction:
+			// so far the officer read the queue 8 times (4 of them pages) and
+			// posted 2 reviews.
+			all, err := l.Search(ctx, audit.Query{User: "po-gp"})
+			requests := 0
+			for _, e := range all {
+				if len(e.Flags) == 0 && strings.Contains(eventQuery(e.Event), "$access-alerts") {
+					requests++
+				}
+			}
+			if err != nil || requests != 10 {
+				t.Fatalf("%d of the officer's 10 requests audited (%v)", requests, err)
+			}
 			// And the log with them still verifies.
 			rep, err := audit.Verify(ctx, st.(store.AuditStore), note.VerifierList(l.Verifier()), nil)
 			if err != nil || !rep.OK() {
