@@ -203,6 +203,7 @@ func (h *handler) auditEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	held := newHeldResponse()
+	noteOf(r).setSubtype("audit-entry")
 	h.serveAuditEntry(held, r)
 	h.auditRelease(w, r, stateOf(r), held)
 }
@@ -242,6 +243,7 @@ func (h *handler) serveAuditEntry(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	noteOf(r).addResources("AuditEvent/" + strconv.FormatInt(index, 10))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")

@@ -172,7 +172,8 @@ func TestAuditProofsOverHTTP(t *testing.T) {
 			// Reading it was audited (and nothing else since: checkpoints and
 			// proofs are not).
 			got, err := l.Search(ctx, audit.Query{User: "admin", Limit: 1})
-			if err != nil || len(got) != 1 || got[0].Index != cur.size || !strings.Contains(eventQuery(got[0].Event), fmt.Sprintf("/audit/entry/%d", idx)) {
+			if err != nil || len(got) != 1 || got[0].Index != cur.size || !strings.Contains(eventQuery(got[0].Event), fmt.Sprintf("/audit/entry/%d", idx)) ||
+				!strings.Contains(string(got[0].Event), fmt.Sprintf(`"reference":"AuditEvent/%d"`, idx)) || !strings.Contains(string(got[0].Event), `"code":"audit-entry"`) {
 				t.Fatalf("reading an entry is not audited as entry %d: %v %v", cur.size, err, got)
 			}
 		})
