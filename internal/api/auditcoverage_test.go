@@ -24,6 +24,7 @@ import (
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/directory"
 	"github.com/sharedcare/sharedcare/internal/engine"
+	mpiservice "github.com/sharedcare/sharedcare/internal/mpi/service"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 	"github.com/sharedcare/sharedcare/policy"
@@ -207,6 +208,8 @@ type want struct {
 	notResources             []string
 	flags                    []string // exactly these flags
 	restricted               bool
+	detail                   string // the failure's reason holds this
+	anyPatients              bool   // the people are not checked
 }
 
 // check compares entry e, of the request that answered with request id
@@ -234,7 +237,7 @@ func check(t *testing.T, e *audit.Entry, rid string, w want) {
 	}
 	gotP := slices.Sorted(slices.Values(e.Patients))
 	wantP := slices.Sorted(slices.Values(w.patients))
-	if !slices.Equal(gotP, wantP) {
+	if !w.anyPatients && !slices.Equal(gotP, wantP) {
 		t.Errorf("patients %v, want %v", gotP, wantP)
 	}
 	refs := ev.references()
@@ -260,6 +263,9 @@ func check(t *testing.T, e *audit.Entry, rid string, w want) {
 	}
 	if e.Restricted != w.restricted {
 		t.Errorf("restricted %v, want %v", e.Restricted, w.restricted)
+	}
+	if w.detail != "" && !strings.Contains(string(e.Event), w.detail) {
+		t.Errorf("the event does not say why it failed (%q): %s", w.detail, e.Event)
 	}
 	if rid == "" || !strings.Contains(string(e.Event), `"`+rid+`"`) {
 		t.Errorf("the event does not carry the request id %q: %s", rid, e.Event)
@@ -359,7 +365,33 @@ func TestAuditCoverage(t *testing.T) {
 					want: want{subtype: "patch", action: "U", outcome: "0", patients: []string{"alice"}, resources: []string{"Observation/alice-obs"}}},
 				{name: "a refused update is a denial", caller: "pharmacist", method: "PUT", path: "/fhir/Condition/alice-cond",
 					body: `{"resourceType":"Condition","id":"alice-cond","subject":{"reference":"Patient/alice"}}`, status: 403,
-					want: want{subtype: "update", action: "U", outcome: "4"}},
+					want: want{subtype: "update", action: "U", outcome: "4", detail: "you may not change Condition/alice-cond"}},
+				{name: "history of the whole system by the operator", caller: "admin", method: "GET", path: "/fhir/_history?_count=3", status: 200,
+					want: want{subtype: "history-system", action: "E", outcome: "0", anyPatients: true}},
+				{name: "a system search", caller: "gp-clinician", method: "GET", path: "/fhir?_type=Condition&_id=carol-none", status: 200,
+					want: want{subtype: "search-system", action: "E", outcome: "0"}},
+				{name: "$validate writes nothing and discloses no one", caller: "gp-clinician", method: "POST", path: "/fhir/Observation/$validate", body: obsFor("alice"), status: 200,
+					want: want{subtype: "$validate", action: "E", outcome: "0"}},
+				{name: "a batch has an entry per entry: a read, a search and a delete, each with its own people", caller: "gp-clinician", method: "POST", path: "/fhir",
+					body: `{"resourceType":"Bundle","type":"batch","entry":[
+						{"request":{"method":"GET","url":"Condition/alice-cond"}},
+						{"request":{"method":"GET","url":"MedicationRequest?subject=Patient/erin"}},
+						{"request":{"method":"DELETE","url":"Observation/erin-obs"}},
+						{"request":{"method":"GET","url":"Condition/dave-cond"}}]}`, status: 200,
+					after: func(t *testing.T, body string) {
+						if strings.Contains(body, `"id":"dave-cond"`) || !strings.Contains(body, "404 Not Found") {
+							t.Errorf("a batch read by id disclosed what a read withholds: %s", body)
+						}
+					},
+					want: want{subtype: "batch", action: "E", outcome: "0", patients: []string{"alice", "erin"},
+						resources: []string{"Condition/alice-cond", "MedicationRequest/erin-med", "Observation/erin-obs"}, notResources: []string{"Condition/dave-cond"}},
+					extra: []want{
+						{subtype: "read", action: "R", outcome: "0", patients: []string{"alice"}, resources: []string{"Condition/alice-cond"}},
+						{subtype: "search-type", action: "E", outcome: "0", patients: []string{"erin"}, resources: []string{"MedicationRequest/erin-med"}},
+						{subtype: "delete", action: "D", outcome: "0", patients: []string{"erin"}, resources: []string{"Observation/erin-obs"}},
+						// Withheld: a denial that names only whom the URL named (nobody).
+						{subtype: "read", action: "R", outcome: "4", notResources: []string{"Condition/dave-cond"}},
+					}},
 				{name: "a transaction has an entry of its own per entry", caller: "gp-clinician", method: "POST", path: "/fhir",
 					body: `{"resourceType":"Bundle","type":"transaction","entry":[
 						{"fullUrl":"urn:uuid:1","resource":` + obsFor("alice") + `,"request":{"method":"POST","url":"Observation"}},
@@ -384,7 +416,7 @@ func TestAuditCoverage(t *testing.T) {
 					want: want{subtype: "read", action: "R", outcome: "0", patients: []string{"bob"}, resources: []string{"Condition/bob-cond"},
 						flags: []string{audit.FlagBreakGlass, audit.FlagObjectionOverride}, purpose: "ETREAT"}},
 				{name: "a refused break-glass is a denial, unflagged", caller: "care-worker", method: "POST", path: "/fhir/Patient/dave/$break-glass", body: breakGlassBody, status: 403,
-					want: want{subtype: "$break-glass", action: "E", outcome: "4", patients: []string{"dave"}}},
+					want: want{subtype: "$break-glass", action: "E", outcome: "4", patients: []string{"dave"}, detail: "your role may not break glass"}},
 				{name: "a self-claimed relationship is flagged", caller: "mh-clinician", method: "POST", path: "/fhir/Patient/dave/$claim-relationship", body: claimBody, status: 200,
 					want: want{subtype: "$claim-relationship", action: "E", outcome: "0", patients: []string{"dave"}, flags: []string{audit.FlagSelfClaimed}}},
 				{name: "a read under a self-claim is flagged", caller: "mh-clinician", method: "GET", path: "/fhir/Condition/dave-cond", status: 200,
@@ -592,5 +624,100 @@ func TestAuditAuthFailsClosed(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&out)
 	if resp.StatusCode != http.StatusServiceUnavailable || out["access_token"] != nil || out["error"] != "temporarily_unavailable" {
 		t.Fatalf("token with a failing audit log: %d %v", resp.StatusCode, out)
+	}
+}
+
+// TestAuditLinkDecisions: the master patient index's decisions ($match,
+// review accept and reject, $merge) name the records they concern, on
+// every store.
+func TestAuditLinkDecisions(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Open(t)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := config.Default()
+			cfg.Addr = ln.Addr().String()
+			cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
+			cfg.DataDir = t.TempDir()
+			a, err := auth.Load(ctx, st, cfg.BaseURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, svc, err := mpiservice.Open(ctx, st, engine.Config{BaseURL: cfg.BaseURL}, mpiservice.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := audit.Open(ctx, st, t.TempDir(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close(ctx) })
+			h := api.Audited(api.New(mpiNodeService{eng, svc, st}, a, cfg, nil), l, "test-node")
+			srv := httptest.NewUnstartedServer(h)
+			srv.Listener.Close()
+			srv.Listener = ln
+			srv.Start()
+			t.Cleanup(srv.Close)
+			tok, err := a.IssueAdmin(time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := &auditNode{accessNode: &accessNode{node: &node{url: srv.URL, base: srv.URL + "/fhir", token: tok, st: st, auth: a, handler: h}}, log: l}
+			alice := n.post(t, "Patient", mpiAlice)
+			hospital := n.post(t, "Patient", mpiAliceHospital)
+			moved := n.post(t, "Patient", mpiAliceMoved)
+			id := func(ref string) string { return strings.TrimPrefix(ref, "Patient/") }
+
+			admin := func(method, path, body string, status int, w want) {
+				t.Helper()
+				resp, got := n.do(t, scenario{Method: method, Path: path, Body: body, Headers: jsonCT})
+				if resp.StatusCode != status {
+					t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, trim(got))
+				}
+				w.user, w.purpose = "admin", "HOPERAT"
+				check(t, n.latest(t, 1)[0], resp.Header.Get("X-Request-Id"), w)
+			}
+			t.Run("$match names the records it disclosed", func(t *testing.T) {
+				admin("POST", "/fhir/Patient/$match", matchParams(mpiAlice), 200, want{subtype: "$match", action: "E", outcome: "0",
+					anyPatients: true, resources: []string{alice, hospital}})
+				if e := n.latest(t, 1)[0]; !slices.Contains(e.Patients, id(alice)) || !slices.Contains(e.Patients, id(hospital)) {
+					t.Errorf("patients %v, want %s and %s among them", e.Patients, id(alice), id(hospital))
+				}
+			})
+			q := "/fhir/Task?code=" + url.QueryEscape(mpiservice.CodeSystem+"|"+mpiservice.ReviewCode) + "&status=requested&focus=" + moved
+			resp, body := n.do(t, scenario{Method: "GET", Path: q})
+			var bundle struct {
+				Entry []struct{ Resource struct{ ID string } }
+			}
+			if err := json.Unmarshal(body, &bundle); err != nil || resp.StatusCode != 200 || len(bundle.Entry) != 1 {
+				t.Fatalf("review queue: %d %s", resp.StatusCode, trim(body))
+			}
+			task := bundle.Entry[0].Resource.ID
+			t.Run("accepting a review names the records it links", func(t *testing.T) {
+				admin("POST", "/fhir/Task/"+task+"/$accept", "", 200, want{subtype: "$accept", action: "E", outcome: "0", anyPatients: true})
+				e := n.latest(t, 1)[0]
+				if !slices.Contains(e.Patients, id(moved)) || len(e.Patients) < 2 {
+					t.Errorf("patients %v, want %s and the record it was matched with", e.Patients, id(moved))
+				}
+			})
+			t.Run("a review decided twice is refused, still naming the records", func(t *testing.T) {
+				admin("POST", "/fhir/Task/"+task+"/$reject", "", 409, want{subtype: "$reject", action: "E", outcome: "4", anyPatients: true})
+				if e := n.latest(t, 1)[0]; !slices.Contains(e.Patients, id(moved)) {
+					t.Errorf("patients %v, want %s", e.Patients, id(moved))
+				}
+			})
+			t.Run("a merge names both records", func(t *testing.T) {
+				admin("POST", "/fhir/Patient/$merge", mergeParams(hospital, alice), 200, want{subtype: "$merge", action: "E", outcome: "0",
+					patients: []string{id(hospital), id(alice)}})
+			})
+			t.Run("an unmerge names both records", func(t *testing.T) {
+				admin("POST", "/fhir/Patient/$unmerge", mergeParams(hospital, alice), 200, want{subtype: "$unmerge", action: "E", outcome: "0",
+					patients: []string{id(hospital), id(alice)}})
+			})
+		})
 	}
 }
