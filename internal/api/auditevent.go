@@ -1,9 +1,10 @@
 package api
 
 import (
-	"encoding/json"
+	"encoding/base64"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sharedcare/sharedcare/internal/audit"
 )
@@ -43,63 +44,175 @@ type auditFacts struct {
 	Restrict  bool
 }
 
+// FHIR and IHE code systems of the AuditEvent.
+const (
+	sysEventType    = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+	sysInteraction  = "http://hl7.org/fhir/restful-interaction"
+	sysSourceType   = "http://terminology.hl7.org/CodeSystem/security-source-type"
+	sysActReason    = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+	sysODS          = "https://fhir.nhs.uk/Id/ods-organization-code"
+	sysDCM          = "http://dicom.nema.org/resources/ontology/DCM"
+	sysObjectRole   = "http://terminology.hl7.org/CodeSystem/object-role"
+	sysBALPEntity   = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+	sysAuditOutcome = "http://terminology.hl7.org/CodeSystem/audit-event-outcome"
+)
+
 // entry builds the audit entry of an interaction, its Event a FHIR
-// AuditEvent shaped after IHE Basic Audit Log Patterns.
+// AuditEvent shaped after IHE Basic Audit Log Patterns (BALP): type rest,
+// subtype the interaction, the requesting user (role, organisation) and
+// client as agents, the node as source, and as entities the patients, the
+// resources, the query and the request id.
+//
+// It writes the JSON directly rather than through encoding/json: every
+// request builds one, and marshalling a tree of maps cost about a tenth
+// of an audited read's CPU (measured over HTTP with 32 clients).
 func (in auditFacts) entry() (*audit.Entry, error) {
 	outcome := outcomeOf(in.Status)
-	ts := in.Time.UTC().Format(time.RFC3339Nano)
-	ev := map[string]any{
-		"resourceType": "AuditEvent",
-		"type":         map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
-		"subtype":      []any{map[string]any{"system": "http://hl7.org/fhir/restful-auditFacts", "code": strings.TrimPrefix(in.Subtype, "$")}},
-		"action":       in.Action,
-		"period":       map[string]any{"start": ts, "end": ts},
-		"recorded":     ts,
-		"outcome":      outcome,
-		"source":       map[string]any{"observer": map[string]any{"display": in.Node}, "type": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}}},
+	w := jsonw{b: make([]byte, 0, 1024)}
+	w.raw(`{"resourceType":"AuditEvent","type":{"system":"` + sysEventType + `","code":"rest","display":"RESTful Operation"}`)
+	if in.Subtype != "" {
+		w.raw(`,"subtype":[{"system":"` + sysInteraction + `","code":`)
+		w.str(strings.TrimPrefix(in.Subtype, "$"))
+		w.raw(`}]`)
+	}
+	w.raw(`,"action":`)
+	w.str(in.Action)
+	ts := in.Time.UTC()
+	w.raw(`,"period":{"start":`)
+	w.time(ts)
+	w.raw(`,"end":`)
+	w.time(ts)
+	w.raw(`},"recorded":`)
+	w.time(ts)
+	w.raw(`,"outcome":`)
+	w.str(outcome)
+	if in.Detail != "" {
+		w.raw(`,"outcomeDesc":`)
+		w.str(in.Detail)
 	}
 	if in.Purpose != "" {
-		ev["purposeOfEvent"] = []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": in.Purpose}}}}
+		w.raw(`,"purposeOfEvent":[{"coding":[{"system":"` + sysActReason + `","code":`)
+		w.str(in.Purpose)
+		w.raw(`}]}]`)
 	}
-	var agents []any
-	if in.User != "" {
-		a := map[string]any{"requestor": true, "who": map[string]any{"identifier": map[string]any{"value": in.User}}}
+	w.raw(`,"agent":[`)
+	switch {
+	case in.User != "":
+		w.raw(`{"requestor":true,"who":{"identifier":{"value":`)
+		w.str(in.User)
+		w.raw(`}}`)
 		if in.Role != "" {
-			a["role"] = []any{map[string]any{"text": in.Role}}
+			w.raw(`,"role":[{"text":`)
+			w.str(in.Role)
+			w.raw(`}]`)
 		}
 		if in.Org != "" {
-			a["location"] = map[string]any{"identifier": map[string]any{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": in.Org}}
+			w.raw(`,"location":{"identifier":{"system":"` + sysODS + `","value":`)
+			w.str(in.Org)
+			w.raw(`}}`)
 		}
-		agents = append(agents, a)
+		w.raw(`}`)
+	case in.Client == "":
+		w.raw(`{"requestor":true,"who":{"display":"anonymous"}}`)
 	}
 	if in.Client != "" {
-		agents = append(agents, map[string]any{"requestor": in.User == "", "who": map[string]any{"identifier": map[string]any{"value": in.Client}}, "type": map[string]any{"coding": []any{map[string]any{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110150", "display": "Application"}}}})
+		if in.User != "" {
+			w.raw(`,{"requestor":false`)
+		} else {
+			w.raw(`{"requestor":true`)
+		}
+		w.raw(`,"who":{"identifier":{"value":`)
+		w.str(in.Client)
+		w.raw(`}},"type":{"coding":[{"system":"` + sysDCM + `","code":"110150","display":"Application"}]}}`)
 	}
-	if len(agents) == 0 {
-		agents = append(agents, map[string]any{"requestor": true, "who": map[string]any{"display": "anonymous"}})
+	w.raw(`],"source":{"observer":{"display":`)
+	w.str(in.Node)
+	w.raw(`},"type":[{"system":"` + sysSourceType + `","code":"4"}]}`)
+	n := 0
+	entity := func() {
+		if n == 0 {
+			w.raw(`,"entity":[`)
+		} else {
+			w.raw(`,`)
+		}
+		n++
 	}
-	ev["agent"] = agents
-	var entities []any
 	for _, p := range in.Patients {
-		entities = append(entities, map[string]any{"what": map[string]any{"reference": "Patient/" + p}, "role": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}})
+		entity()
+		w.raw(`{"what":{"reference":`)
+		w.str("Patient/" + p)
+		w.raw(`},"role":{"system":"` + sysObjectRole + `","code":"1","display":"Patient"}}`)
 	}
 	for _, r := range in.Resources {
-		entities = append(entities, map[string]any{"what": map[string]any{"reference": r}, "role": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4", "display": "Domain Resource"}})
+		entity()
+		w.raw(`{"what":{"reference":`)
+		w.str(r)
+		w.raw(`},"role":{"system":"` + sysObjectRole + `","code":"4","display":"Domain Resource"}}`)
 	}
 	if in.Query != "" {
-		entities = append(entities, map[string]any{"role": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"}, "query": []byte(in.Query)})
+		entity()
+		w.raw(`{"role":{"system":"` + sysObjectRole + `","code":"24","display":"Query"},"query":"`)
+		w.b = base64.StdEncoding.AppendEncode(w.b, []byte(in.Query))
+		w.raw(`"}`)
 	}
-	if len(entities) > 0 {
-		ev["entity"] = entities
+	if in.RequestID != "" {
+		entity()
+		w.raw(`{"what":{"identifier":{"value":`)
+		w.str(in.RequestID)
+		w.raw(`}},"type":{"system":"` + sysBALPEntity + `","code":"XrequestId"}}`)
 	}
-	raw, err := json.Marshal(ev)
-	if err != nil {
-		return nil, err
+	if n > 0 {
+		w.raw(`]`)
 	}
+	w.raw(`}`)
 	return &audit.Entry{
 		Time: in.Time, User: in.User, Role: in.Role, Org: in.Org, Client: in.Client,
 		Patients: in.Patients, Action: in.Action, Outcome: outcome,
-		Flags: in.Flags, Restricted: in.Restrict, Event: raw,
+		Flags: in.Flags, Restricted: in.Restrict, Event: w.b,
 	}, nil
 }
 
+// jsonw appends JSON to b.
+type jsonw struct{ b []byte }
+
+func (w *jsonw) raw(s string) { w.b = append(w.b, s...) }
+
+// time writes t as a FHIR instant (UTC, to the nanosecond as recorded).
+func (w *jsonw) time(t time.Time) {
+	w.b = append(w.b, '"')
+	w.b = t.AppendFormat(w.b, time.RFC3339Nano)
+	w.b = append(w.b, '"')
+}
+
+// str writes s as a JSON string: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD (as encoding/json
+// does), everything else as it is.
+func (w *jsonw) str(s string) {
+	const hex = "0123456789abcdef"
+	b := append(w.b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, "\\ufffd"...)
+		} else if r == '\u2028' || r == '\u2029' {
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	w.b = append(b, '"')
+}
