@@ -217,16 +217,20 @@ func interactionOf(method, path string, status int) (subtype, action string) {
 // Subtypes of the /auth endpoints' entries. Revoking a token ends the
 // whole grant it belongs to (smart.Server.Revoke): it is how an app logs
 // its user out.
+// A login through the external OpenID Connect provider ends at its
+// callback: the provider vouched for the user there, and the code the app
+// then redeems names them in the token request's entry.
 var authSubtypes = map[string]string{
-	"/auth/login":  "login",
-	"/auth/token":  "token",
-	"/auth/revoke": "logout",
+	"POST /auth/login":        "login",
+	"GET /auth/oidc/callback": "login",
+	"POST /auth/token":        "token",
+	"POST /auth/revoke":       "logout",
 }
 
 // isAuditedAuth reports whether r is one of the /auth requests that are
 // audited: a login, a token request, a revocation.
 func isAuditedAuth(r *http.Request) bool {
-	return r.Method == http.MethodPost && authSubtypes[r.URL.Path] != ""
+	return authSubtypes[r.Method+" "+r.URL.Path] != ""
 }
 
 // purposeOf is the purpose of use an entry records when the action set
@@ -297,7 +301,8 @@ func (h *handler) auditRelease(rw http.ResponseWriter, r *http.Request, st *stat
 	status := held.Status()
 	now := time.Now()
 	f := auditFacts{Status: status, Time: now, Node: h.node, RequestID: st.id, Purpose: n.purpose, Restrict: n.restricted}
-	if sub := authSubtypes[r.URL.Path]; sub != "" {
+	if sub := authSubtypes[r.Method+" "+r.URL.Path]; sub != "" {
+		// The path alone: an OpenID Connect callback's query carries a code.
 		f.Subtype, f.Action, f.Query = sub, audit.ActionExecute, r.URL.Path
 	} else {
 		f.Subtype, f.Action = interactionOf(r.Method, r.URL.Path, status)

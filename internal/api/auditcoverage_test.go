@@ -562,6 +562,14 @@ func (n *auditNode) testAuthEndpoints(t *testing.T) {
 		}
 		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "logout", action: "E", outcome: "0", client: "app"})
 	})
+	t.Run("a refused OpenID Connect callback is a failed login, without its code", func(t *testing.T) {
+		resp, _ := sn.get(t, "/auth/oidc/callback?state=unknown&code=SECRETOIDCCODE", "")
+		if resp.StatusCode < 400 {
+			t.Fatalf("callback with an unknown state: %d", resp.StatusCode)
+		}
+		n.secrets = append(n.secrets, "SECRETOIDCCODE")
+		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "login", action: "E", outcome: "4", anonymous: true})
+	})
 	t.Run("client credentials name the client and its organisation", func(t *testing.T) {
 		a := assertion(t, jose.RS384, n.feedKey, "rsa-1", "feed", sn.url+"/auth/token", nil)
 		resp, body := sn.post(t, "/auth/token", backendForm(a, "system/Patient.rs"), "")
