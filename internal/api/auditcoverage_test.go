@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -736,5 +737,37 @@ func TestAuditLinkDecisions(t *testing.T) {
 					patients: []string{id(hospital), id(alice)}})
 			})
 		})
+	}
+}
+
+// failingEntries records through a real log every entry but those of a
+// bundle's entries (their action is R here), which fail as a log whose
+// store went down between two writes would.
+type failingEntries struct{ *audit.Log }
+
+func (f failingEntries) Record(ctx context.Context, e *audit.Entry) error {
+	if e.Action == audit.ActionRead {
+		return errors.New("store unavailable")
+	}
+	return f.Log.Record(ctx, e)
+}
+
+// TestAuditBundleFailsClosed: a batch whose entries' own audit entries
+// cannot be recorded discloses nothing of what they read, even though the
+// interaction's own entry could be.
+func TestAuditBundleFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	st := backend.ForTests(t)[0].Open(t)
+	l, err := audit.Open(ctx, st, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	base, tok := auditedNode(t, st, l)
+	id := createPatient(t, base, tok)
+	failBase, failTok := auditedNode(t, st, failingEntries{l})
+	code, body := call(t, http.MethodPost, failBase, failTok, `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/`+id+`"}}]}`)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"OperationOutcome"`) || strings.Contains(body, "Secretname") {
+		t.Fatalf("batch with a failing audit log: %d %s", code, body)
 	}
 }
