@@ -64,6 +64,11 @@ func (h *heldResponse) release(ctx context.Context, rec audit.Recorder, e *audit
 		unavailable(w)
 		return err
 	}
+	return h.send(w)
+}
+
+// send writes the held response to w.
+func (h *heldResponse) send(w http.ResponseWriter) error {
 	for k, vs := range h.header {
 		w.Header()[k] = vs
 	}
@@ -338,6 +343,12 @@ func (h *handler) auditRelease(rw http.ResponseWriter, r *http.Request, st *stat
 		unavailable(rw)
 		return
 	}
+	refuse := func(err error) {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "audit record failed: request refused",
+			slog.String("request_id", st.id), slog.String("error", err.Error()))
+		unavailable(rw)
+	}
+	var all []*audit.Entry
 	for _, x := range n.extra {
 		x.Time, x.Node, x.RequestID = now, f.Node, f.RequestID
 		x.User, x.Role, x.Org, x.Client = f.User, f.Role, f.Org, f.Client
@@ -345,13 +356,28 @@ func (h *handler) auditRelease(rw http.ResponseWriter, r *http.Request, st *stat
 			x.Purpose = f.Purpose
 		}
 		xe, err := x.entry()
-		if err == nil {
-			err = h.audit.Record(r.Context(), xe)
-		}
 		if err != nil {
-			h.log.LogAttrs(r.Context(), slog.LevelError, "audit record failed: request refused",
-				slog.String("request_id", st.id), slog.String("error", err.Error()))
-			unavailable(rw)
+			refuse(err)
+			return
+		}
+		all = append(all, xe)
+	}
+	if br, ok := h.audit.(batchRecorder); ok && len(all) > 0 {
+		// A bundle's entries and the interaction's own, in one write.
+		if err := br.RecordAll(r.Context(), append(all, e)); err != nil {
+			refuse(err)
+			return
+		}
+		if err := held.send(rw); err != nil {
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "response not sent", slog.String("request_id", st.id), slog.String("error", err.Error()))
+		}
+		return
+	}
+	// Without one write for all, each is recorded in turn, the
+	// interaction's own last: a failure anywhere still discloses nothing.
+	for _, xe := range all {
+		if err := h.audit.Record(r.Context(), xe); err != nil {
+			refuse(err)
 			return
 		}
 	}
@@ -359,6 +385,13 @@ func (h *handler) auditRelease(rw http.ResponseWriter, r *http.Request, st *stat
 		h.log.LogAttrs(r.Context(), slog.LevelError, "audit record failed: request refused",
 			slog.String("request_id", st.id), slog.String("error", err.Error()))
 	}
+}
+
+// batchRecorder is a Recorder that makes several entries durable in one
+// write, all or none: a batch or transaction's entries are then never
+// recorded without the others.
+type batchRecorder interface {
+	RecordAll(ctx context.Context, es []*audit.Entry) error
 }
 
 // oauthUnavailable is auditUnavailable for the OAuth endpoints, in OAuth's

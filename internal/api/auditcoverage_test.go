@@ -771,3 +771,65 @@ func TestAuditBundleFailsClosed(t *testing.T) {
 		t.Fatalf("batch with a failing audit log: %d %s", code, body)
 	}
 }
+
+// allAtOnce is a log that offers one write for several entries: here the
+// real log's entries one after another, or a failure of the whole write.
+type allAtOnce struct {
+	*audit.Log
+	calls *[][]*audit.Entry
+	fail  bool
+}
+
+func (a allAtOnce) RecordAll(ctx context.Context, es []*audit.Entry) error {
+	*a.calls = append(*a.calls, es)
+	if a.fail {
+		return errors.New("store unavailable")
+	}
+	for _, e := range es {
+		if err := a.Log.Record(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestAuditBundleOneWrite: given a log that can write several entries at
+// once, a batch's entries and its own go to it in one write, the
+// interaction's own last; when that write fails, none is recorded and
+// nothing is disclosed.
+func TestAuditBundleOneWrite(t *testing.T) {
+	ctx := context.Background()
+	st := backend.ForTests(t)[0].Open(t)
+	l, err := audit.Open(ctx, st, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	base, tok := auditedNode(t, st, l)
+	id := createPatient(t, base, tok)
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/` + id + `"}},{"request":{"method":"GET","url":"Patient?_id=` + id + `"}}]}`
+
+	var calls [][]*audit.Entry
+	okBase, okTok := auditedNode(t, st, allAtOnce{Log: l, calls: &calls})
+	if code, body := call(t, http.MethodPost, okBase, okTok, batch); code != http.StatusOK || !strings.Contains(body, "Secretname") {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	if len(calls) != 1 || len(calls[0]) != 3 {
+		t.Fatalf("%d writes (%v), want one of three entries", len(calls), calls)
+	}
+	for i, w := range []string{"read", "search-type", "batch"} {
+		if got := decodeEvent(t, calls[0][i]).subtype(); got != w {
+			t.Errorf("entry %d of the write: %q, want %q", i, got, w)
+		}
+	}
+
+	before, _ := l.Search(ctx, audit.Query{Limit: 1000})
+	calls = nil
+	failBase, failTok := auditedNode(t, st, allAtOnce{Log: l, calls: &calls, fail: true})
+	if code, body := call(t, http.MethodPost, failBase, failTok, batch); code != http.StatusServiceUnavailable || strings.Contains(body, "Secretname") {
+		t.Fatalf("batch with a failing write: %d %s", code, body)
+	}
+	if after, _ := l.Search(ctx, audit.Query{Limit: 1000}); len(after) != len(before) {
+		t.Errorf("%d entries recorded of a failed write", len(after)-len(before))
+	}
+}
