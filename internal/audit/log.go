@@ -58,10 +58,11 @@ const (
 	maxLimit     = 1000
 )
 
-// pending is one Record waiting for its batch.
+// pending is one Record (one entry) or RecordAll (several, kept together
+// and in order) waiting for its batch.
 type pending struct {
-	e    *Entry
-	row  *store.AuditEntry
+	es   []*Entry
+	rows []*store.AuditEntry
 	err  error
 	done chan struct{}
 }
@@ -109,14 +110,29 @@ func open(ctx context.Context, st store.Store, dataDir string, logger *slog.Logg
 // EInvalid and nothing is recorded; an unknown action or outcome, a flag
 // with white space or an Event that is not JSON is EInternal.
 func (l *Log) Record(ctx context.Context, e *Entry) error {
-	row, err := toRow(e)
-	if err != nil {
-		return err
+	return l.RecordAll(ctx, []*Entry{e})
+}
+
+// RecordAll appends es durably, in order, at consecutive indexes and in one
+// transaction: all of them are recorded or none (the entries of a batch or
+// transaction Bundle, with the interaction's own). It is Record for
+// several entries, with the same errors; one invalid entry records none.
+func (l *Log) RecordAll(ctx context.Context, es []*Entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	rows := make([]*store.AuditEntry, len(es))
+	for i, e := range es {
+		row, err := toRow(e)
+		if err != nil {
+			return err
+		}
+		rows[i] = row
 	}
 	if err := ctx.Err(); err != nil {
 		return fhir.Errorf(fhir.EUnavailable, "", "audit: %v", err)
 	}
-	p := &pending{e: e, row: row, done: make(chan struct{})}
+	p := &pending{es: es, rows: rows, done: make(chan struct{})}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -129,15 +145,17 @@ func (l *Log) Record(ctx context.Context, e *Entry) error {
 		return fhir.Errorf(fhir.EUnavailable, "", "audit: %v", ctx.Err())
 	}
 	l.mu.RUnlock()
-	// Once queued the entry may be committed, so Record waits for the
+	// Once queued the entries may be committed, so RecordAll waits for the
 	// outcome even if ctx ends: a caller told "failed" about an entry that
 	// then lands would be harmless, but one told nothing would be wrong.
 	<-p.done
 	if p.err != nil {
 		return p.err
 	}
-	e.Index = p.row.Index
-	e.Time = time.UnixMicro(p.row.Time).UTC()
+	for i, e := range es {
+		e.Index = p.rows[i].Index
+		e.Time = time.UnixMicro(p.rows[i].Time).UTC()
+	}
 	return nil
 }
 
@@ -193,16 +211,31 @@ func fromRow(r *store.AuditEntry) *Entry {
 func (l *Log) run() {
 	defer close(l.stopped)
 	batch := make([]*pending, 0, maxBatch)
-	for first := range l.queue {
+	var next *pending // taken from the queue but over the batch's bound
+	for {
+		first := next
+		next = nil
+		if first == nil {
+			var ok bool
+			if first, ok = <-l.queue; !ok {
+				return
+			}
+		}
 		batch = append(batch[:0], first)
+		n := len(first.rows)
 	drain:
-		for len(batch) < maxBatch {
+		for n < maxBatch {
 			select {
 			case p, ok := <-l.queue:
 				if !ok {
 					break drain
 				}
+				if n+len(p.rows) > maxBatch {
+					next = p
+					break drain
+				}
 				batch = append(batch, p)
+				n += len(p.rows)
 			default:
 				break drain
 			}
@@ -223,10 +256,12 @@ func (l *Log) append(batch []*pending) error {
 	// away must not fail the others.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rows := make([]*store.AuditEntry, len(batch))
-	for i, p := range batch {
-		r := *p.row
-		rows[i] = &r
+	var rows []*store.AuditEntry
+	for _, p := range batch {
+		for _, row := range p.rows {
+			r := *row
+			rows = append(rows, &r)
+		}
 	}
 	err := l.st.AppendAudit(ctx, func(tx store.AuditTx) error {
 		n, err := tx.Size(ctx)
@@ -281,8 +316,12 @@ func (l *Log) append(batch []*pending) error {
 		return fe
 	}
 	l.batches.Add(1)
-	for i, p := range batch {
-		p.row.Index = rows[i].Index
+	i := 0
+	for _, p := range batch {
+		for _, row := range p.rows {
+			row.Index = rows[i].Index
+			i++
+		}
 	}
 	return nil
 }

@@ -264,3 +264,65 @@ func TestProofs(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordAllKeepsEntriesTogether: the entries of one RecordAll (a
+// Bundle's, with the interaction's own) land at consecutive indexes in
+// their order, whatever other callers record at the same time, also when
+// they are more than one transaction's bound; one invalid entry records
+// none of them.
+func TestRecordAllKeepsEntriesTogether(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			l, st, _ := openLog(t, b)
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			for w := range 4 {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if err := l.Record(ctx, entry(fmt.Sprintf("other%d", w), "A81001", []string{"p1"})); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			for _, n := range []int{3, 300} {
+				es := make([]*audit.Entry, n)
+				for i := range es {
+					es[i] = entry(fmt.Sprintf("bundle-%d", i), "A81001", []string{"p2"})
+				}
+				if err := l.RecordAll(ctx, es); err != nil {
+					t.Fatal(err)
+				}
+				for i, e := range es {
+					if e.Index != es[0].Index+int64(i) {
+						t.Fatalf("RecordAll of %d: entry %d at index %d, the first at %d", n, i, e.Index, es[0].Index)
+					}
+				}
+			}
+			close(stop)
+			wg.Wait()
+
+			size, err := st.(store.AuditStore).AuditSize(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := []*audit.Entry{entry("u", "A81001", []string{"p3"}), entry("u", "A81001", []string{"not an id"})}
+			if err := l.RecordAll(ctx, bad); !fhir.IsKind(err, fhir.EInvalid) {
+				t.Fatalf("RecordAll with an invalid patient id: %v", err)
+			}
+			if after, _ := st.(store.AuditStore).AuditSize(ctx); after != size {
+				t.Fatalf("an invalid RecordAll changed the size from %d to %d", size, after)
+			}
+			if got, err := l.Search(ctx, audit.Query{Patient: "p3"}); err != nil || len(got) != 0 {
+				t.Fatalf("an invalid RecordAll recorded %d entries (%v)", len(got), err)
+			}
+		})
+	}
+}
