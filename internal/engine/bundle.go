@@ -37,6 +37,10 @@ import (
 // of a batch may not depend on each other (FHIR), so fullUrls are not mapped;
 // conditional references are still resolved.
 //
+// GET and HEAD entries (read, vread, history, search) are answered under the
+// context's access filter (WithAccess) exactly as the direct requests are:
+// a withheld resource is the 404 of a missing one.
+//
 // Responses carry each written resource (return=representation); an api
 // honouring Prefer: return=minimal may drop entry.resource.
 func (e *Engine) Bundle(ctx context.Context, body []byte, o WriteOptions) (fhir.Object, error) {
@@ -99,8 +103,9 @@ type entry struct {
 	cond      url.Values
 	derived   string     // for conditional POST and PUT: the id a create would use
 	bodyID    string     // the id in the resource as sent (PUT)
-	search    url.Values // GET Type?query
+	search    url.Values // GET Type?query, or a history entry's parameters
 	isSearch  bool
+	history   bool // GET [Type[/id]]/_history
 	ifMatch   int64
 	fullURL   string
 	res       fhir.Object
@@ -161,7 +166,9 @@ func (e *Engine) prepareEntry(i int, raw any, lenient bool) (*entry, error) {
 	if path == "" {
 		segs = nil
 	}
-	if len(segs) > 0 {
+	get := en.method == "GET" || en.method == "HEAD"
+	systemHistory := get && len(segs) == 1 && segs[0] == "_history"
+	if len(segs) > 0 && !systemHistory {
 		en.typ = segs[0]
 		if err := checkType(en.typ); err != nil {
 			return nil, err
@@ -205,6 +212,14 @@ func (e *Engine) prepareEntry(i int, raw any, lenient bool) (*entry, error) {
 		}
 	case "GET", "HEAD":
 		switch {
+		case systemHistory || len(segs) == 2 && segs[1] == "_history" || len(segs) == 3 && segs[2] == "_history":
+			en.history = true
+			if len(segs) == 3 {
+				en.id = segs[1]
+			}
+			if en.search, err = parseQuery(false); err != nil {
+				return nil, err
+			}
 		case len(segs) <= 1:
 			en.isSearch = true
 			if en.search, err = parseQuery(false); err != nil {
@@ -215,7 +230,7 @@ func (e *Engine) prepareEntry(i int, raw any, lenient bool) (*entry, error) {
 		case len(segs) == 4 && segs[2] == "_history" && !hasQuery:
 			en.id, en.vid = segs[1], segs[3]
 		default:
-			return nil, fhir.Errorf(fhir.ENotSupported, "request.url", "this GET entry is not supported: only read, vread and search")
+			return nil, fhir.Errorf(fhir.ENotSupported, "request.url", "this GET entry is not supported: only read, vread, history and search")
 		}
 	default:
 		return nil, fhir.Invalid("request.method", "unknown request.method %q", trunc(en.method))
@@ -682,8 +697,10 @@ func (e *Engine) runEntry(ctx context.Context, tx store.Tx, en *entry, m *refMap
 	}
 }
 
-// getEntry answers a GET entry: read and search see the transaction's own
-// writes; vread goes to the store.
+// getEntry answers a GET entry under the context's access filter, as the
+// direct request would be answered: read and search see the transaction's
+// own writes; vread and history go to the store (Engine.VRead,
+// Engine.History).
 func (e *Engine) getEntry(ctx context.Context, tx store.Tx, en *entry) error {
 	switch {
 	case en.isSearch:
@@ -720,6 +737,13 @@ func (e *Engine) getEntry(ctx context.Context, tx store.Tx, en *entry) error {
 		}
 		en.out = &Outcome{Version: v}
 		return nil
+	case en.history:
+		b, err := e.History(ctx, en.typ, en.id, en.search)
+		if err != nil {
+			return err
+		}
+		en.resp = b
+		return nil
 	default:
 		if err := checkID(en.id); err != nil {
 			return err
@@ -727,6 +751,12 @@ func (e *Engine) getEntry(ctx context.Context, tx store.Tx, en *entry) error {
 		v, err := tx.Read(ctx, en.typ, en.id)
 		if err != nil {
 			return notFound(err, en.typ, en.id)
+		}
+		// As Engine.Read: before the deletion is told, the filter decides,
+		// so a withheld resource, and under a filter a deleted one, is the
+		// 404 of a missing one.
+		if err := visibleIn(ctx, tx, en.typ, en.id); err != nil {
+			return err
 		}
 		if v.Deleted {
 			return gone(v)

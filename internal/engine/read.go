@@ -36,11 +36,22 @@ func (e *Engine) Read(ctx context.Context, typ, id string) (*store.Version, erro
 // so a read cannot tell withheld from missing. A deleted resource is judged
 // as missing too: its index rows are gone, so the filter cannot vouch for it.
 func (e *Engine) visible(ctx context.Context, typ, id string) error {
+	return visibleIn(ctx, e.st, typ, id)
+}
+
+// searcher is what visibleIn asks: the store, or a store transaction (a
+// bundle's read sees the transaction's own writes, and is judged on them).
+type searcher interface {
+	Search(ctx context.Context, q *store.Query) (*store.Result, error)
+}
+
+// visibleIn is visible, asking s.
+func visibleIn(ctx context.Context, s searcher, typ, id string) error {
 	f := accessFilter(ctx)
 	if f == nil {
 		return nil
 	}
-	res, err := e.st.Search(ctx, &store.Query{Types: []string{typ}, Clauses: []store.Clause{{{Kind: store.CondID, Code: id}}}, Count: 1, Filter: f})
+	res, err := s.Search(ctx, &store.Query{Types: []string{typ}, Clauses: []store.Clause{{{Kind: store.CondID, Code: id}}}, Count: 1, Filter: f})
 	if err != nil {
 		return err
 	}
