@@ -752,6 +752,17 @@ func (f failingEntries) Record(ctx context.Context, e *audit.Entry) error {
 	return f.Log.Record(ctx, e)
 }
 
+// RecordAll fails the whole write when it holds a bundle entry's entry,
+// as the log's one write for them all would.
+func (f failingEntries) RecordAll(ctx context.Context, es []*audit.Entry) error {
+	for _, e := range es {
+		if e.Action == audit.ActionRead {
+			return errors.New("store unavailable")
+		}
+	}
+	return f.Log.RecordAll(ctx, es)
+}
+
 // TestAuditBundleFailsClosed: a batch whose entries' own audit entries
 // cannot be recorded discloses nothing of what they read, even though the
 // interaction's own entry could be.
