@@ -74,30 +74,59 @@ func (a auditTx) Append(ctx context.Context, entries []*store.AuditEntry, firstH
 	if err != nil {
 		return err
 	}
+	var erows, prows, hrows [][]any
 	for i, e := range entries {
 		if e.Index != size+int64(i) {
 			return fhir.Internal(fmt.Errorf("sqlite: audit entry appended at %d, the log's next index is %d", e.Index, size+int64(i)))
 		}
-		if err := a.exec(`INSERT INTO audit_entries
-			(idx, time, who_user, who_role, who_org, who_client, patients, action, outcome, flags, restricted, event)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Index, e.Time, e.User, e.Role, e.Org, e.Client, strings.Join(e.Patients, " "),
-			e.Action, e.Outcome, strings.Join(e.Flags, " "), e.Restricted, e.Event); err != nil {
-			return err
-		}
+		erows = append(erows, []any{e.Index, e.Time, e.User, e.Role, e.Org, e.Client, strings.Join(e.Patients, " "),
+			e.Action, e.Outcome, strings.Join(e.Flags, " "), e.Restricted, e.Event})
 		for _, p := range e.Patients {
-			if err := a.exec(`INSERT OR IGNORE INTO audit_patients (patient, idx, restricted) VALUES (?, ?, ?)`,
-				p, e.Index, e.Restricted); err != nil {
-				return err
-			}
+			prows = append(prows, []any{p, e.Index, e.Restricted})
 		}
 	}
 	for i, h := range hashes {
-		if err := a.exec(`INSERT INTO audit_hashes (id, hash) VALUES (?, ?)`, firstHash+int64(i), h); err != nil {
-			return err
-		}
+		hrows = append(hrows, []any{firstHash + int64(i), h})
+	}
+	if err := a.insert(`INSERT INTO audit_entries
+			(idx, time, who_user, who_role, who_org, who_client, patients, action, outcome, flags, restricted, event) VALUES `, erows); err != nil {
+		return err
+	}
+	if err := a.insert(`INSERT OR IGNORE INTO audit_patients (patient, idx, restricted) VALUES `, prows); err != nil {
+		return err
+	}
+	if err := a.insert(`INSERT INTO audit_hashes (id, hash) VALUES `, hrows); err != nil {
+		return err
 	}
 	return a.exec(`UPDATE audit_head SET size = ? WHERE one = 1`, size+int64(len(entries)))
+}
+
+// insert inserts rows (all of one width) with multi-row INSERTs of 64,
+// 32, 16, 8, 4, 2 and 1 rows, so that a batch of n rows takes at most
+// n/64+6 statements, each text prepared once per store.
+func (a auditTx) insert(prefix string, rows [][]any) error {
+	for len(rows) > 0 {
+		n := 64
+		for n > len(rows) {
+			n /= 2
+		}
+		var q strings.Builder
+		q.WriteString(prefix)
+		one := "(?" + strings.Repeat(", ?", len(rows[0])-1) + ")"
+		args := make([]any, 0, n*len(rows[0]))
+		for i := range n {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(one)
+			args = append(args, rows[i]...)
+		}
+		if err := a.exec(q.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 // exec runs a statement of the append, prepared once per store: the SQL
