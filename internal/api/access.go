@@ -116,61 +116,6 @@ func (s *accessService) Read(ctx context.Context, typ, id string) (*store.Versio
 	return v, nil
 }
 
-// Bundle runs a batch or transaction, then withholds what its GET entries
-// read by id (read, vread) that the caller may not see. The engine reads
-// them in its own transaction, where the filter of a read by id is not
-// applied (a read by id is decided here, on the version read: Read), so
-// each is decided as Read decides one, and a withheld one is answered with
-// the 404 of a missing one.
-func (s *accessService) Bundle(ctx context.Context, body []byte, o engine.WriteOptions) (fhir.Object, error) {
-	b, err := s.Service.Bundle(ctx, body, o)
-	c, ok := ctx.Value(callerKey{}).(*access.Caller)
-	if err != nil || !ok || c == nil {
-		return b, err
-	}
-	var req struct {
-		Entry []struct {
-			Request struct {
-				Method string `json:"method"`
-				URL    string `json:"url"`
-			} `json:"request"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, fhir.Internal(err) // the engine read it: this cannot fail
-	}
-	entries := entriesOf(b)
-	for i, e := range req.Entry {
-		m := strings.ToUpper(e.Request.Method)
-		segs := strings.Split(entryPath(e.Request.URL), "/")
-		if i >= len(entries) || (m != http.MethodGet && m != http.MethodHead) || strings.Contains(e.Request.URL, "?") ||
-			!(len(segs) == 2 || len(segs) == 4 && segs[2] == "_history") {
-			continue
-		}
-		res, err := objectOf(entries[i]["resource"])
-		if err != nil {
-			return nil, fhir.Internal(err)
-		}
-		if res == nil {
-			continue
-		}
-		typ := fhir.ResourceType(res)
-		vf := s.factsOfObject(typ, res)
-		ok, err := s.dec.Allows(ctx, c, access.OpRead, typ, vf.patients, vf.source, vf.labels)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			for k := range entries[i] {
-				delete(entries[i], k)
-			}
-			nf := fhir.Errorf(fhir.ENotFound, "", "%s/%s not found", segs[0], segs[1])
-			entries[i]["response"] = fhir.Object{"status": "404 Not Found", "outcome": fhir.Outcome(nf)}
-		}
-	}
-	return b, nil
-}
-
 // facts returns the access-relevant facts of a version, extracted by the
 // same indexer that wrote its index rows.
 func (s *factCache) facts(v *store.Version) (*versionFacts, error) {
