@@ -188,12 +188,17 @@ func TestBundleAccessFilter(t *testing.T) {
 					t.Errorf("GET %s in a transaction is told from a missing one:\n got     %s\n missing %s", u, g, m)
 				}
 			}
-			b, err := e.Bundle(ctx, txn("transaction", `{"request":{"method":"GET","url":"Condition/seen-cond"}}`), WriteOptions{})
+			b, err := e.Bundle(ctx, txn("transaction",
+				`{"request":{"method":"GET","url":"Condition/seen-cond"}}`,
+				`{"request":{"method":"GET","url":"Condition/seen-cond/_history/1"}}`,
+				`{"request":{"method":"GET","url":"Condition/seen-cond/_history"}}`), WriteOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if en := respEntries(t, b)[0]; status(en) != "200 OK" || !strings.Contains(string(fhir.Marshal(en)), "seen-dx-2") {
-				t.Errorf("a transaction's GET of a visible resource: %s", fhir.Marshal(en))
+			for i, want := range []string{"seen-dx-2", "seen-dx-1", "seen-dx-2"} {
+				if en := respEntries(t, b)[i]; status(en) != "200 OK" || !strings.Contains(string(fhir.Marshal(en)), want) {
+					t.Errorf("a transaction's GET %d of a visible resource: %s", i, fhir.Marshal(en))
+				}
 			}
 		})
 	})
