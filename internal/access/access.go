@@ -53,6 +53,7 @@ type Decider struct {
 	maxPeople int // see DefaultMaxFilterPeople; 0 for the default
 	mu        sync.Mutex
 	facts     *facts
+	loading   chan struct{}          // closed when the facts being loaded are in
 	users     map[string]*userClaims // per user, valid for one facts value
 }
 
@@ -185,6 +186,27 @@ func (d *Decider) current(ctx context.Context) (*facts, time.Time, error) {
 		d.mu.Unlock()
 		return f, now, nil
 	}
+	// One load at a time: those that find the facts stale together wait
+	// for it and then use what it read.
+	d.mu.Lock()
+	if ch := d.loading; ch != nil {
+		d.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, now, fhir.Errorf(fhir.EUnavailable, "", "access: %v", ctx.Err())
+		}
+		return d.current(ctx)
+	}
+	ch := make(chan struct{})
+	d.loading = ch
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.loading = nil
+		d.mu.Unlock()
+		close(ch)
+	}()
 	nf, err := loadFacts(ctx, d.st, seq, now)
 	if err != nil {
 		return nil, now, err
@@ -458,7 +480,34 @@ func (d *Decider) compiledFor(ctx context.Context, c *Caller, op rune) (*compile
 	key := string(c.Kind) + "|" + c.User + "|" + c.Org + "|" + c.OrgType + "|" + c.Role + "|" + c.Patient + "|" + c.scopeKey + "|" + string(op)
 	d.mu.Lock()
 	cf := f.filters[key]
-	d.mu.Unlock()
+	// One compile per key at a time: the callers that miss together (every
+	// request of a busy caller once the facts are refreshed) wait for the
+	// first one's filter instead of each running the same searches; 64
+	// concurrent readers doing so stalled a node for seconds every refresh.
+	for (cf == nil || cf.claims != uc) && f.compiling[key] != nil {
+		ch := f.compiling[key]
+		d.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fhir.Errorf(fhir.EUnavailable, "", "access: %v", ctx.Err())
+		}
+		d.mu.Lock()
+		cf = f.filters[key]
+	}
+	if cf == nil || cf.claims != uc {
+		ch := make(chan struct{})
+		f.compiling[key] = ch
+		d.mu.Unlock()
+		defer func() {
+			d.mu.Lock()
+			delete(f.compiling, key)
+			d.mu.Unlock()
+			close(ch)
+		}()
+	} else {
+		d.mu.Unlock()
+	}
 	if cf == nil || cf.claims != uc {
 		full, err := d.compile(ctx, f, now, c, op)
 		if err != nil {

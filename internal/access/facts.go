@@ -50,6 +50,7 @@ type facts struct {
 	proxies    map[string][]proxyGrant // RelatedPerson id -> grants
 	related    map[string][]string     // ODS -> Patient ids (with linked records)
 	filters    map[string]*compiled    // caller and interaction -> filter
+	compiling  map[string]chan struct{} // filters being compiled, closed when done
 }
 
 // consentRules are the restrictions one person set (on every Patient id
@@ -104,7 +105,8 @@ func tokenCond(param, system, code string) store.Cond {
 // loadFacts reads organisations, consents and proxies.
 func loadFacts(ctx context.Context, st store.Store, seq int64, now time.Time) (*facts, error) {
 	f := &facts{seq: seq, taken: now, orgType: map[string]string{}, orgsByType: map[string][]string{},
-		consents: map[string]*consentRules{}, proxies: map[string][]proxyGrant{}, related: map[string][]string{}, filters: map[string]*compiled{}}
+		consents: map[string]*consentRules{}, proxies: map[string][]proxyGrant{}, related: map[string][]string{}, filters: map[string]*compiled{},
+		compiling: map[string]chan struct{}{}}
 	orgs, err := searchAll(ctx, st, &store.Query{Types: []string{"Organization"}})
 	if err != nil {
 		return nil, err
