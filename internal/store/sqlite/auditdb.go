@@ -30,6 +30,9 @@ import (
 // recorded after the interaction it describes, in its own durable commit,
 // as on PostgreSQL.
 
+// auditPageSize is the page size of a new audit file.
+const auditPageSize = 4096
+
 //go:embed audit_schema.sql
 var auditSchema string
 
@@ -69,7 +72,12 @@ func openAuditDB(ctx context.Context, path string, common url.Values) (*auditDB,
 		}
 	}
 	wv := cloneValues(base)
-	wv.Add("_pragma", fmt.Sprintf("page_size(%d)", pageSize))
+	// 4 KiB pages, half the store's: most of an append's pages are
+	// dirtied by one small row each (the person-view key of a random
+	// patient), and each is written whole to the WAL. BenchmarkRecord with
+	// 64 callers: about 12% less CPU an entry than with 8 KiB (three runs
+	// each); 2 KiB measured no better than 4.
+	wv.Add("_pragma", fmt.Sprintf("page_size(%d)", auditPageSize))
 	wv.Set("_journal_mode", "WAL")
 	wv.Set("_synchronous", "FULL")
 	wv.Add("_pragma", "wal_autocheckpoint(0)")
