@@ -1,0 +1,109 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sharedcare/sharedcare/internal/api"
+	"github.com/sharedcare/sharedcare/internal/audit"
+	"github.com/sharedcare/sharedcare/internal/config"
+	"github.com/sharedcare/sharedcare/internal/engine"
+	"github.com/sharedcare/sharedcare/internal/loadgen"
+	"github.com/sharedcare/sharedcare/internal/store"
+	"github.com/sharedcare/sharedcare/internal/store/backend"
+)
+
+// BenchmarkAuditCostHTTP is issue 7's cost figure: read-by-id throughput
+// over HTTP on loopback, with access control on (a GP clinician reading
+// observations of the practice's patients), from one node's store served
+// twice in the same process: once without an audit log and once
+// recording every read durably in the real audit.Log. Both are driven by
+// the load generator of `sharedcare bench read` (closed loop, each client
+// its own keep-alive connection), for 32 and 64 clients, alternating
+// without/with twice so that both halves see the same machine. req/s is
+// each run's throughput; "with/without" on a with-run is its throughput
+// over the without-run just before it.
+//
+// SHAREDCARE_BENCH_HTTP_SECONDS sets each run's measured time (default 5);
+// SHAREDCARE_BENCH_PEOPLE the patients seeded (default 2,000, two
+// observations each). Run with -benchtime 1x: each run is timed by
+// duration, not b.N.
+func BenchmarkAuditCostHTTP(b *testing.B) {
+	people := 2000
+	if v := os.Getenv("SHAREDCARE_BENCH_PEOPLE"); v != "" {
+		fmt.Sscan(v, &people)
+	}
+	secs := 5
+	if v := os.Getenv("SHAREDCARE_BENCH_HTTP_SECONDS"); v != "" {
+		fmt.Sscan(v, &secs)
+	}
+	for _, be := range backend.ForTests(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			ctx := context.Background()
+			st := be.Open(b)
+			n := startAccessNode(b, st)
+			seedPeople(b, n, people)
+			if a, ok := st.(store.Analyzer); ok {
+				if err := a.Analyze(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			dir := b.TempDir()
+			l, err := audit.Open(ctx, st, dir, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close(ctx)
+			cfg := config.Default()
+			audited := httptest.NewUnstartedServer(nil)
+			cfg.BaseURL = "http://" + audited.Listener.Addr().String() + "/fhir"
+			cfg.DataDir = dir
+			eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
+			audited.Config.Handler = api.Audited(api.NewWithAccess(service{eng, st}, n.auth, n.dec, cfg, nil), l, "bench")
+			audited.Start()
+			defer audited.Close()
+
+			ids := make([]string, 0, 2*people)
+			for i := range people {
+				ids = append(ids, fmt.Sprintf("bp%d-o0", i), fmt.Sprintf("bp%d-o1", i))
+			}
+			token := strings.TrimPrefix(n.tokens["gp-clinician"], "Bearer ")
+			run := func(base string, clients int) *loadgen.Result {
+				c := loadgen.NewClient(clients, false)
+				res, err := loadgen.Read(ctx, c, loadgen.Config{BaseURL: base, Token: token, Type: "Observation", IDs: ids,
+					Clients: clients, Duration: time.Duration(secs) * time.Second, Warmup: time.Second})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Errors > 0 {
+					b.Fatalf("%s: %d of %d requests failed: %v", base, res.Errors, res.Requests, res.Status)
+				}
+				return res
+			}
+			for round := range 2 {
+				for _, clients := range []int{32, 64} {
+					var without float64
+					b.Run(fmt.Sprintf("clients-%d/without#%d", clients, round), func(b *testing.B) {
+						res := run(n.base, clients)
+						without = res.Throughput()
+						b.ReportMetric(without, "req/s")
+						b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")
+					})
+					b.Run(fmt.Sprintf("clients-%d/with#%d", clients, round), func(b *testing.B) {
+						res := run(audited.URL+"/fhir", clients)
+						b.ReportMetric(res.Throughput(), "req/s")
+						b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")
+						if without > 0 {
+							b.ReportMetric(res.Throughput()/without, "with/without")
+						}
+					})
+				}
+			}
+		})
+	}
+}
