@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 
 	"github.com/sharedcare/sharedcare/internal/audit"
 	"github.com/sharedcare/sharedcare/internal/auth"
@@ -71,6 +72,9 @@ type handler struct {
 
 	audit audit.Recorder // nil: no audit (Audited, audit.go)
 	node  string         // this node, as AuditEvent.source
+	// lastSigned is when GET /audit/checkpoint last signed one on demand
+	// (Unix ns; auditproof.go).
+	lastSigned atomic.Int64
 }
 
 // New returns the HTTP handler of a node. cfg supplies the base URL, the

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -30,6 +31,7 @@ import (
 // *audit.Log implements it.
 type auditProver interface {
 	Checkpoint(ctx context.Context) (*audit.Checkpoint, error)
+	Latest(ctx context.Context) (*audit.Checkpoint, error)
 	InclusionProof(ctx context.Context, index, treeSize int64) (tlog.RecordProof, error)
 	ConsistencyProof(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
 	Entry(ctx context.Context, index int64) (*audit.Entry, error)
@@ -55,7 +57,7 @@ func (h *handler) auditCheckpoint(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := pv.Checkpoint(r.Context())
+	c, err := h.onDemandCheckpoint(r.Context(), pv)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -64,6 +66,27 @@ func (h *handler) auditCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(c.Note)
+}
+
+// signOnDemandEvery bounds how often anonymous callers can make the node
+// sign and store a checkpoint: every request appends an audit entry (a
+// refused one too), so without it two requests could add a checkpoint row,
+// without end. Between signings the latest stored one is served; the node
+// signs one every minute anyway (audit.CheckpointEvery).
+const signOnDemandEvery = time.Second
+
+// onDemandCheckpoint is the checkpoint GET /audit/checkpoint serves: one
+// signed now when none was in the last signOnDemandEvery (and the log has
+// grown), else the latest stored.
+func (h *handler) onDemandCheckpoint(ctx context.Context, pv auditProver) (*audit.Checkpoint, error) {
+	now := time.Now().UnixNano()
+	last := h.lastSigned.Load()
+	if now-last < int64(signOnDemandEvery) || !h.lastSigned.CompareAndSwap(last, now) {
+		if c, err := pv.Latest(ctx); err != nil || c != nil {
+			return c, err
+		}
+	}
+	return pv.Checkpoint(ctx)
 }
 
 // proofJSON is a proof as served: the hashes in order, each standard

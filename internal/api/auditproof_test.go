@@ -17,6 +17,7 @@ import (
 
 	"github.com/sharedcare/sharedcare/internal/audit"
 	"github.com/sharedcare/sharedcare/internal/auth"
+	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 )
 
@@ -115,6 +116,8 @@ func TestAuditProofsOverHTTP(t *testing.T) {
 			if again := fetchCheckpoint(t, root, v); again != old {
 				t.Fatalf("asking for the checkpoint grew the log: %d then %d entries", old.size, again.size)
 			}
+			// Signing on demand happens at most once a second.
+			time.Sleep(1100 * time.Millisecond)
 			for range 3 {
 				call(t, http.MethodGet, base+"/Patient/"+id, tok, "")
 			}
@@ -318,4 +321,35 @@ func eventQuery(ev []byte) string {
 		out = append(out, string(en.Query))
 	}
 	return strings.Join(out, " ")
+}
+
+// TestAuditCheckpointOnDemandIsBounded: anyone may ask for a checkpoint,
+// and every request (a refused one too) appends to the log, so asking in a
+// loop must not make the node sign and store a checkpoint per request.
+func TestAuditCheckpointOnDemandIsBounded(t *testing.T) {
+	ctx := context.Background()
+	st := backend.ForTests(t)[0].Open(t)
+	dir := t.TempDir()
+	l, err := audit.Open(ctx, st, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	base, _ := auditedNode(t, st, l)
+	root := strings.TrimSuffix(base, "/fhir")
+	for range 20 {
+		if code, _ := call(t, http.MethodGet, base+"/Patient", "", ""); code != http.StatusUnauthorized {
+			t.Fatalf("anonymous search: %d", code)
+		}
+		if code, body := call(t, http.MethodGet, root+"/audit/checkpoint", "", ""); code != http.StatusOK {
+			t.Fatalf("GET /audit/checkpoint: %d %s", code, body)
+		}
+	}
+	cs, err := st.(store.AuditStore).AuditCheckpoints(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) > 3 {
+		t.Errorf("20 anonymous requests for a checkpoint stored %d checkpoints; want at most one a second", len(cs))
+	}
 }
