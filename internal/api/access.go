@@ -151,7 +151,7 @@ func (s *factCache) factsOf(typ string, body []byte) (*versionFacts, error) {
 // factsOfObject extracts the facts of a parsed resource.
 func (s *factCache) factsOfObject(typ string, res fhir.Object) *versionFacts {
 	vf := &versionFacts{}
-	idx := s.ix.Index(typ, res)
+	idx := s.ix.IndexOnly(typ, res, "_source", "_security")
 	for _, cm := range idx.Compartments {
 		if cm.Type == "Patient" {
 			vf.patients = append(vf.patients, cm.ID)
@@ -532,7 +532,7 @@ func (h *handler) checkEntry(r *http.Request, dec *access.Decider, c *access.Cal
 	if typ == "Patient" && (op == access.OpCreate || !h.exists(r.Context(), typ, id)) {
 		newRecord = true // a new record is nobody's yet
 	} else {
-		for _, cm := range (&search.Indexer{Base: h.cfg.BaseURL}).Index(typ, res).Compartments {
+		for _, cm := range (&search.Indexer{Base: h.cfg.BaseURL}).IndexOnly(typ, res).Compartments {
 			if cm.Type == "Patient" && cm.ID != "" {
 				patients = append(patients, cm.ID)
 			}

@@ -209,6 +209,44 @@ func (ix *Indexer) Index(typ string, r fhir.Object) store.Index {
 	return idx
 }
 
+// IndexOnly is Index restricted to the named search parameters, plus the
+// Patient compartments (computed from their own parameters alone), for a
+// caller that wants a few facts of a resource (whose record it is in, its
+// _source and _security) rather than its whole index: evaluating every
+// parameter of a resource costs tens of microseconds, these few a
+// fraction of it. Its rows for those parameters and its compartments are
+// exactly Index's.
+func (ix *Indexer) IndexOnly(typ string, r fhir.Object, names ...string) store.Index {
+	var idx store.Index
+	x := extractor{ix: ix, idx: &idx}
+	cp := r4.PatientCompartment(typ)
+	for _, p := range params(typ) {
+		if !slicesContains(names, p.name) && !slicesContains(cp, p.name) {
+			continue
+		}
+		vals, err := p.expr.Evaluate(r)
+		if err != nil && ix.OnError != nil {
+			ix.OnError(typ, p.name, err)
+		}
+		if err != nil || len(vals) == 0 {
+			continue
+		}
+		if p.kind == "composite" {
+			x.composite(p, r, vals)
+			continue
+		}
+		for _, v := range vals {
+			x.value(p.name, p.kind, v.Type(), v.JSON())
+		}
+	}
+	x.compartments(typ, r)
+	if !slicesContains(names, "_text") && !slicesContains(names, "_content") {
+		return idx
+	}
+	x.text(r)
+	return idx
+}
+
 type extractor struct {
 	ix  *Indexer
 	idx *store.Index

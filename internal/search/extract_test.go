@@ -2,9 +2,12 @@ package search
 
 import (
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"runtime"
 	"testing"
 	"time"
@@ -118,4 +121,78 @@ func BenchmarkIndex(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/resource")
+}
+
+var urnRef = regexp.MustCompile(`"urn:uuid:[0-9a-fA-F-]+"`)
+
+// TestIndexOnlyAgreesWithIndex: over Synthea resources with security
+// labels and sources added, IndexOnly's compartments and its rows of the
+// parameters asked for are exactly Index's, and it extracts nothing else.
+func TestIndexOnlyAgreesWithIndex(t *testing.T) {
+	// Synthea refers by urn:uuid within its transactions; point the
+	// references at Type/id, as a stored resource has them.
+	all := syntheaResources(t, 10)
+	types := map[string]string{}
+	for _, r := range all {
+		id, _ := r["id"].(string)
+		types["urn:uuid:"+id] = r["resourceType"].(string) + "/" + id
+	}
+	var rs []fhir.Object
+	for _, r := range all {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		txt := urnRef.ReplaceAllStringFunc(string(b), func(m string) string {
+			if ref, ok := types[m[1:len(m)-1]]; ok {
+				return `"` + ref + `"`
+			}
+			return m
+		})
+		var o fhir.Object
+		if err := json.Unmarshal([]byte(txt), &o); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, o)
+	}
+	ix := &Indexer{Base: "http://example.org/fhir"}
+	pick := func(idx store.Index) (tokens []store.Token, uris []store.URI) {
+		for _, tk := range idx.Tokens {
+			if tk.Param == "_security" {
+				tokens = append(tokens, tk)
+			}
+		}
+		for _, u := range idx.URIs {
+			if u.Param == "_source" {
+				uris = append(uris, u)
+			}
+		}
+		return tokens, uris
+	}
+	withCompartments := 0
+	for i, r := range rs {
+		typ := r["resourceType"].(string)
+		if i%3 == 0 {
+			r["meta"] = map[string]any{"source": "https://example.org/org/A81001", "security": []any{
+				map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}}}
+		}
+		full, only := ix.Index(typ, r), ix.IndexOnly(typ, r, "_source", "_security")
+		if !reflect.DeepEqual(full.Compartments, only.Compartments) {
+			t.Fatalf("%s/%v: compartments %v, Index says %v", typ, r["id"], only.Compartments, full.Compartments)
+		}
+		if len(full.Compartments) > 0 {
+			withCompartments++
+		}
+		ft, fu := pick(full)
+		ot, ou := pick(only)
+		if !reflect.DeepEqual(ft, ot) || !reflect.DeepEqual(fu, ou) {
+			t.Fatalf("%s/%v: labels %v sources %v, Index says %v %v", typ, r["id"], ot, ou, ft, fu)
+		}
+		if len(only.Strings)+len(only.Dates)+len(only.Numbers)+len(only.Quantities)+len(only.Texts) != 0 {
+			t.Fatalf("%s: IndexOnly extracted parameters it was not asked for: %+v", typ, only)
+		}
+	}
+	if withCompartments < len(rs)/2 {
+		t.Fatalf("only %d of %d resources are in a compartment: the test checks little", withCompartments, len(rs))
+	}
 }
