@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,12 +122,25 @@ func (h *handler) listAlerts(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	case isPrivacyOfficer(p):
 		v.all = true
 	case p.Kind == auth.KindPatient && strings.HasPrefix(p.Subject, "Patient/") && len(p.Subject) > len("Patient/"):
-		v.patient = strings.TrimPrefix(p.Subject, "Patient/")
-		if patient != "" && patient != v.patient {
+		record, err := h.recordOf(r.Context(), strings.TrimPrefix(p.Subject, "Patient/"))
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if patient != "" && !slices.Contains(record, patient) {
 			h.fail(w, r, errorf(fhir.EForbidden, "forbidden", "a person sees only the alerts about their own record"))
 			return
 		}
-		patient = v.patient
+		if patient != "" {
+			record = []string{patient}
+		}
+		v.patients = record
+		// One record: read it by its key. Several (records the patient
+		// index links): read the flagged entries and keep theirs.
+		patient = ""
+		if len(record) == 1 {
+			patient = record[0]
+		}
 	default:
 		h.fail(w, r, errorf(fhir.EForbidden, "forbidden", "only the privacy officer and the person may see access alerts"))
 		return

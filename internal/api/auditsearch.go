@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,13 +32,68 @@ func isAuditSearch(r *http.Request) bool {
 
 // auditViewer is what one caller may see of the audit log.
 type auditViewer struct {
-	all     bool   // the privacy officer or the node operator: every entry
-	patient string // otherwise: the unrestricted entries about this Patient id
+	all bool // the privacy officer or the node operator: every entry
+	// patients, otherwise: the unrestricted entries about these Patient
+	// ids, the person's whole record (every record the master patient
+	// index links to theirs: a hospital's copy is their record too).
+	patients []string
 }
 
 // sees reports whether the viewer may see e.
 func (v auditViewer) sees(e *audit.Entry) bool {
-	return v.all || !e.Restricted && slices.Contains(e.Patients, v.patient)
+	if v.all {
+		return true
+	}
+	if e.Restricted {
+		return false
+	}
+	for _, p := range e.Patients {
+		if slices.Contains(v.patients, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordOf is the person's whole record for Patient id: the ids the
+// master patient index links to it, or id alone on a node without the
+// access model.
+func (h *handler) recordOf(ctx context.Context, id string) ([]string, error) {
+	dec := h.decider()
+	if dec == nil {
+		return []string{id}, nil
+	}
+	return dec.RecordOf(ctx, id)
+}
+
+// searchPeople runs aq once per Patient id of people and merges the
+// results newest first, each entry once, at most aq.Limit.
+func searchPeople(ctx context.Context, rd audit.Reader, aq audit.Query, people []string) ([]*audit.Entry, error) {
+	if len(people) == 1 {
+		aq.Patient = people[0]
+		return rd.Search(ctx, aq)
+	}
+	seen := map[int64]bool{}
+	var out []*audit.Entry
+	for _, id := range people {
+		q := aq
+		q.Patient = id
+		es, err := rd.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if !seen[e.Index] {
+				seen[e.Index] = true
+				out = append(out, e)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *audit.Entry) int { return cmp.Compare(b.Index, a.Index) })
+	if aq.Limit > 0 && len(out) > aq.Limit {
+		out = out[:aq.Limit]
+	}
+	return out, nil
 }
 
 // isPrivacyOfficer reports whether p reviews access for the node: the
@@ -59,52 +115,60 @@ func (h *handler) auditViewerOf(ctx context.Context, p *auth.Principal, patient 
 	}
 	if p.Kind == auth.KindPatient {
 		if id, ok := strings.CutPrefix(p.Subject, "Patient/"); ok && id != "" {
-			if patient != "" && patient != id {
-				return auditViewer{}, errorf(fhir.EForbidden, "forbidden", "a person sees only the accesses to their own record")
+			record, err := h.recordOf(ctx, id)
+			if err != nil {
+				return auditViewer{}, err
 			}
-			return auditViewer{patient: id}, nil
+			if patient != "" {
+				if !slices.Contains(record, patient) {
+					return auditViewer{}, errorf(fhir.EForbidden, "forbidden", "a person sees only the accesses to their own record")
+				}
+				record = []string{patient}
+			}
+			return auditViewer{patients: record}, nil
 		}
 		if strings.HasPrefix(p.Subject, "RelatedPerson/") {
 			if patient == "" {
 				return auditViewer{}, fhir.Invalid("patient", "a proxy names the person whose record's accesses they ask for: patient=Patient/<id>")
 			}
-			full, err := h.proxyHasFull(ctx, p, patient)
+			record, err := h.proxyFullRecord(ctx, p, patient)
 			if err != nil {
 				return auditViewer{}, err
 			}
-			if !full {
+			if record == nil {
 				return auditViewer{}, errorf(fhir.EForbidden, "forbidden", "a proxy sees who looked at a person's record only when the person granted them full access")
 			}
-			return auditViewer{patient: patient}, nil
+			return auditViewer{patients: record}, nil
 		}
 	}
 	return auditViewer{}, errorf(fhir.EForbidden, "forbidden", "only the person, their proxy with full access and the privacy officer may read the audit log")
 }
 
-// proxyHasFull reports whether the proxy p holds a grant of level "full"
-// to patient's record. It asks the access model for the proxy's read
-// filter as their grants alone make it (their token's scopes set aside:
-// the grant is the person's decision) and looks for a grant over patient
-// holding every type of the policy's level "full".
-func (h *handler) proxyHasFull(ctx context.Context, p *auth.Principal, patient string) (bool, error) {
+// proxyFullRecord returns the person's record (the Patient ids the
+// grant covers) when the proxy p holds a grant of level "full" to
+// patient's record, else nil. It asks the access model for the proxy's
+// read filter as their grants alone make it (their token's scopes set
+// aside: the grant is the person's decision) and looks for a grant over
+// patient holding every type of the policy's level "full".
+func (h *handler) proxyFullRecord(ctx context.Context, p *auth.Principal, patient string) ([]string, error) {
 	dec := h.decider()
 	if dec == nil {
-		return false, nil
+		return nil, nil
 	}
 	pp := *p
 	pp.Scopes = []string{"patient/*.rs"}
 	c, err := access.CallerOf(&pp)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	f, err := dec.Filter(ctx, c, access.OpRead)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	pol := dec.Policy()
 	cats := pol.Proxy["full"]
 	if len(cats) == 0 {
-		return false, nil
+		return nil, nil
 	}
 	dir := pol.Categories["directory"]
 	var want []string
@@ -127,10 +191,10 @@ func (h *handler) proxyHasFull(ctx context.Context, p *auth.Principal, patient s
 			}
 		}
 		if all {
-			return true, nil
+			return g.Patients, nil
 		}
 	}
-	return false, nil
+	return nil, nil
 }
 
 // auditSearchParams are the parameters GET /fhir/AuditEvent understands.
@@ -178,11 +242,14 @@ func (h *handler) auditSearch(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		h.fail(w, r, err)
 		return
 	}
-	if !v.all {
-		aq.Patient, aq.Unrestricted = v.patient, true
-	}
 	aq.Limit = count + 1 // one more tells whether there is a next page
-	entries, err := rd.Search(r.Context(), aq)
+	var entries []*audit.Entry
+	if v.all {
+		entries, err = rd.Search(r.Context(), aq)
+	} else {
+		aq.Unrestricted = true
+		entries, err = searchPeople(r.Context(), rd, aq, v.patients)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -355,3 +355,44 @@ func TestAuditSearchProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditPersonViewCoversLinkedRecords: the person's "who looked" covers
+// their whole record, every Patient the master patient index links to
+// theirs (alice's records at the acute and mental health trusts), not only
+// the Patient their token names; records of others stay out; a linked
+// record may be named, another person's may not; the same holds for
+// their alerts.
+func TestAuditPersonViewCoversLinkedRecords(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			l := auditLog(t, st)
+			base, toks := auditedAccessNode(t, st, l)
+			at := time.Date(2020, 5, 1, 10, 0, 0, 0, time.UTC)
+			own := logged(t, l, at, "dr-a", "A1", false, nil, "alice")
+			acute := logged(t, l, at.Add(time.Minute), "dr-h", "RZ9", false, []string{audit.FlagBreakGlass}, "alice-rz9")
+			mh := logged(t, l, at.Add(2*time.Minute), "dr-m", "RZ8", false, nil, "alice-rz8")
+			logged(t, l, at.Add(3*time.Minute), "dr-h", "RZ9", false, nil, "bob-rz9")
+			logged(t, l, at.Add(4*time.Minute), "dr-h", "RZ9", true, nil, "alice-rz9")
+
+			s, _ := auditGet(t, base+"/AuditEvent?date=lt2021", toks["alice"], http.StatusOK)
+			if got, want := s.ids(), idsOf(mh, acute, own); !slices.Equal(got, want) {
+				t.Fatalf("alice sees %v, want her three records' unrestricted entries %v", got, want)
+			}
+			s, _ = auditGet(t, base+"/AuditEvent?date=lt2021&_count=2", toks["alice"], http.StatusOK)
+			if got, want := s.ids(), idsOf(mh, acute); !slices.Equal(got, want) {
+				t.Fatalf("first page of 2: %v, want %v", got, want)
+			}
+			s, _ = auditGet(t, base+"/AuditEvent?patient=Patient/alice-rz9&date=lt2021", toks["alice"], http.StatusOK)
+			if got, want := s.ids(), idsOf(acute); !slices.Equal(got, want) {
+				t.Fatalf("alice naming her acute record sees %v, want %v", got, want)
+			}
+			auditGet(t, base+"/AuditEvent?patient=Patient/bob-rz9", toks["alice"], http.StatusForbidden)
+
+			code, body := call(t, http.MethodGet, base+"/$access-alerts", toks["alice"], "")
+			if code != http.StatusOK || !strings.Contains(body, "dr-h") {
+				t.Fatalf("alice's alerts miss the break-glass on her acute record: %d %s", code, body)
+			}
+		})
+	}
+}
