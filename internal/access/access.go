@@ -346,6 +346,80 @@ func (d *Decider) FilterFor(ctx context.Context, c *Caller, op rune, n Narrow) (
 	if n.Patients == nil && n.Types == nil && !n.Known {
 		return d.bounded(cf.filter)
 	}
+	// The same kind of request narrows the same way: a search by subject
+	// for any person the caller is related to keeps the same grants, so
+	// the narrowed filter is kept with the compiled one (and the store
+	// finds its SQL already built for it, see the SQLite store's
+	// filterTest).
+	key, cacheable := cf.narrowKey(n)
+	if cacheable {
+		cf.mu.Lock()
+		out := cf.narrowed[key]
+		cf.mu.Unlock()
+		if out != nil {
+			return out, nil
+		}
+	}
+	out, err := d.narrow(cf, n)
+	if err != nil || !cacheable {
+		return out, err
+	}
+	cf.mu.Lock()
+	if cf.narrowed == nil {
+		cf.narrowed = map[narrowKey]*store.Filter{}
+	}
+	if len(cf.narrowed) < maxNarrowed {
+		cf.narrowed[key] = out
+	}
+	cf.mu.Unlock()
+	return out, nil
+}
+
+// maxNarrowed bounds the narrowed filters kept per compiled filter.
+const maxNarrowed = 64
+
+// narrowKey is what a narrowing's outcome depends on when it can be
+// reused: the request's types and source, and, for a search within one
+// person's compartment, which grants include that person (not who it is).
+type narrowKey struct {
+	types         string // n.Types joined by NUL
+	ntypes        int    // len(n.Types), -1 for nil
+	known         bool
+	source        string
+	inCompartment bool
+	patients      bool   // n.Patients != nil
+	members       uint64 // bit i: grant i includes the one person
+}
+
+// narrowKey returns the key of n's narrowing of cf, and false when its
+// outcome depends on the people named (several, or not within one
+// compartment), so that it is not reused.
+func (cf *compiled) narrowKey(n Narrow) (narrowKey, bool) {
+	k := narrowKey{ntypes: -1, known: n.Known, source: n.Source, inCompartment: n.InCompartment, patients: n.Patients != nil}
+	if n.Types != nil {
+		k.ntypes = len(n.Types)
+		if len(n.Types) == 1 {
+			k.types = n.Types[0]
+		} else {
+			k.types = strings.Join(n.Types, "\x00")
+		}
+	}
+	if n.Patients == nil {
+		return k, true
+	}
+	if !n.InCompartment || len(n.Patients) != 1 || n.Types == nil || len(cf.filter.Grants) > 64 {
+		return k, false
+	}
+	for i, g := range cf.filter.Grants {
+		if g.Patients != nil && cf.sets[i][n.Patients[0]] {
+			k.members |= 1 << i
+		}
+	}
+	return k, true
+}
+
+// narrow builds FilterFor's narrowed filter.
+func (d *Decider) narrow(cf *compiled, n Narrow) (*store.Filter, error) {
 	out := &store.Filter{Grants: make([]store.Grant, 0, len(cf.filter.Grants))}
 	for i, g := range cf.filter.Grants {
 		if n.Types != nil && g.Types != nil && !anyIn(n.Types, g.Types) {
@@ -580,6 +654,9 @@ type compiled struct {
 	filter *store.Filter
 	claims *userClaims
 	sets   []map[string]bool // per grant, its Patients as a set
+
+	mu       sync.Mutex
+	narrowed map[narrowKey]*store.Filter // see FilterFor
 }
 
 // compile builds the caller's full filter.

@@ -47,9 +47,9 @@ type facts struct {
 	orgType    map[string]string   // ODS -> organisation type
 	orgsByType map[string][]string // type -> ODS codes
 	consents   map[string]*consentRules
-	proxies    map[string][]proxyGrant // RelatedPerson id -> grants
-	related    map[string][]string     // ODS -> Patient ids (with linked records)
-	filters    map[string]*compiled    // caller and interaction -> filter
+	proxies    map[string][]proxyGrant  // RelatedPerson id -> grants
+	related    map[string][]string      // ODS -> Patient ids (with linked records)
+	filters    map[string]*compiled     // caller and interaction -> filter
 	compiling  map[string]chan struct{} // filters being compiled, closed when done
 }
 
