@@ -97,9 +97,14 @@ func (b *sqlBuilder) writeFilter(a string, f *store.Filter) {
 					b.w(" OR ")
 				}
 				if l.System == "" {
-					b.w("code = ?", l.Code)
+					b.w("code = ")
+					b.value(l.Code)
 				} else {
-					b.w("(system = ? AND code = ?)", l.System, l.Code)
+					b.w("(system = ")
+					b.value(l.System)
+					b.w(" AND code = ")
+					b.value(l.Code)
+					b.w(")")
 				}
 			}
 			b.w("))")
@@ -122,8 +127,15 @@ func (b *sqlBuilder) sourcesTest(sources []string) {
 		// source instead of three. Each text argument is copied into
 		// SQLite's memory per query, and an organisation's grants name
 		// several sources.
-		b.w("substr(value, 1, instr(value || '#', '#') - 1) IN ")
-		b.inList(sources)
+		// At most two a list: SQLite tests a list of up to two values by
+		// comparisons, and builds a table of a longer one on every run.
+		for i := 0; i < len(sources); i += 2 {
+			if i > 0 {
+				b.w(" OR ")
+			}
+			b.w("substr(value, 1, instr(value || '#', '#') - 1) IN ")
+			b.inList(sources[i:min(i+2, len(sources))])
+		}
 		return
 	}
 	for j, s := range sources {
@@ -134,6 +146,21 @@ func (b *sqlBuilder) sourcesTest(sources []string) {
 		// exactly.
 		b.w("value = ? OR substr(value, 1, ?) = ?", s, len([]rune(s))+1, s+"#")
 	}
+}
+
+// value writes v as an SQL string literal when it is made only of
+// characters that need no quoting care (a security label's code or
+// system: policy constants, few and fixed, so the statements they make
+// are few too), and as an argument otherwise. Each text argument is
+// copied into SQLite's memory on every query.
+func (b *sqlBuilder) value(v string) {
+	for _, c := range v {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-._:/#", c)) {
+			b.w("?", v)
+			return
+		}
+	}
+	b.w("'" + v + "'")
 }
 
 // patientsTest requires a Patient compartment row of resources row a for

@@ -31,6 +31,7 @@ func TestFilterReuse(t *testing.T) {
 		{"an empty people list (not nil) lets nothing through", store.Query{Types: pats, Filter: grant(store.Grant{Patients: []string{}})}, nil},
 		{"a label denied in any system", store.Query{Types: pats, Filter: grant(store.Grant{DenyLabels: []store.Label{{Code: "R"}}})}, []string{"Patient/a", "Patient/c"}},
 		{"the same label denied in another system only", store.Query{Types: pats, Filter: grant(store.Grant{DenyLabels: []store.Label{{System: "other", Code: "R"}}})}, []string{"Patient/a", "Patient/b", "Patient/c"}},
+		{"a label of any characters is compared as it is", store.Query{Types: pats, Filter: grant(store.Grant{DenyLabels: []store.Label{{Code: "R' OR 1=1 --"}, {System: "o'ther", Code: "R"}}})}, []string{"Patient/a", "Patient/b", "Patient/c"}},
 		{"a source", store.Query{Types: pats, Filter: grant(store.Grant{Sources: []string{"https://x/ods/RA"}})}, []string{"Patient/a"}},
 		{"a longer source", store.Query{Types: pats, Filter: grant(store.Grant{Sources: []string{"https://x/ods/RAB"}})}, []string{"Patient/c"}},
 		// A source holding "#" is matched as a whole: the store cannot cut
