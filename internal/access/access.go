@@ -198,6 +198,11 @@ func (d *Decider) current(ctx context.Context) (*facts, time.Time, error) {
 		}
 		return d.current(ctx)
 	}
+	if d.facts != f {
+		// Loaded (or refreshed) by another request since this one looked.
+		d.mu.Unlock()
+		return d.current(ctx)
+	}
 	ch := make(chan struct{})
 	d.loading = ch
 	d.mu.Unlock()
@@ -289,7 +294,14 @@ func (d *Decider) claimsOf(ctx context.Context, user string, now time.Time) (*us
 		*b.into = ids
 	}
 	d.mu.Lock()
-	d.users[user] = u
+	// Another request of the same user may have read them meanwhile: keep
+	// one value per user, so that both find the filter compiled for it
+	// (compiledFor compares claims by identity) and neither compiles again.
+	if have := d.users[user]; have != nil && have.gen == gen && now.Sub(have.taken) < refresh {
+		u = have
+	} else {
+		d.users[user] = u
+	}
 	d.mu.Unlock()
 	return u, nil
 }
