@@ -116,3 +116,41 @@ func TestQueryPlans(t *testing.T) {
 		check(t, sqlText, args)
 	})
 }
+
+// TestPlansReadIndexesAlone checks that the two slowest shapes of issue 4's
+// targets read no table page for the rows they walk and reject: the walk
+// of a code's Observations (code and date range) and the probe of each of
+// a patient's Observations for a code (patient and code sorted by date)
+// use idx_token_value, which holds the plain columns a test names, and the
+// sorted page tests a patient's Observations from their index rows alone,
+// reading resources only for the page it returns.
+func TestPlansReadIndexesAlone(t *testing.T) {
+	st := backend.OpenPostgresForTest(t).(*postgres.Store)
+	ctx := context.Background()
+	shapes := map[string]store.Query{}
+	for _, s := range planShapes() {
+		shapes[s.name] = s.q
+	}
+	plan := func(name string) string {
+		q := shapes[name]
+		sqlText, args, err := postgres.PageSQL(&q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := st.Explain(ctx, sqlText, args, true)
+		if err != nil {
+			t.Fatalf("EXPLAIN: %v\n%s", err, sqlText)
+		}
+		return p
+	}
+	if p := plan("Observation by code and date range"); !regexp.MustCompile(`Index Only Scan using idx_token_value on idx_token`).MatchString(p) {
+		t.Errorf("code and date range: the code's rows are not walked in idx_token_value alone:\n%s", p)
+	}
+	p := plan("Observation by patient and code sorted -date")
+	if !regexp.MustCompile(`Index Only Scan using idx_token_value on idx_token`).MatchString(p) {
+		t.Errorf("patient and code sorted by date: the code is not probed in idx_token_value alone:\n%s", p)
+	}
+	if n := len(regexp.MustCompile(` on resources `).FindAllString(p, -1)); n != 1 {
+		t.Errorf("patient and code sorted by date: resources read %d times in the plan, want once (the page's rows):\n%s", n, p)
+	}
+}

@@ -356,6 +356,10 @@ func TestSearchSortPaging(t *testing.T) {
 	// broken by rid), some missing (sorted last in both directions).
 	for i := range 30 {
 		ix := store.Index{Tokens: []store.Token{{Param: "code", Code: "x"}}}
+		if i%5 == 1 {
+			// Two rows for the same code: still one match.
+			ix.Tokens = append(ix.Tokens, store.Token{Param: "code", Code: "x"})
+		}
 		if i%7 != 3 {
 			d := int64((i*11)%13) * 86400000
 			ix.Dates = []store.Date{{Param: "date", Lo: d, Hi: d + 999}}
@@ -394,69 +398,77 @@ func TestSearchSortPaging(t *testing.T) {
 		})
 		return ids
 	}
-	for _, desc := range []bool{false, true} {
-		q := store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{{Kind: store.CondToken, Param: "code", AnySystem: true, Code: "x"}}},
-			Sort: []store.SortKey{{Kind: store.CondDate, Param: "date", Desc: desc}}, Count: 4}
-		want := wantOrder(desc)
-		var got []string
-		var cursors []string
-		for page := 0; ; page++ {
-			if page > 20 {
-				t.Fatal("too many pages")
+	// "x" (any system) is read as a rid set; "|x" (no system) fixes every
+	// column before (type, rid), and its sorted pages read the index rows
+	// alone (bare): both must give the same pages.
+	for _, code := range []store.Cond{
+		{Kind: store.CondToken, Param: "code", AnySystem: true, Code: "x"},
+		{Kind: store.CondToken, Param: "code", Code: "x"},
+	} {
+		for _, desc := range []bool{false, true} {
+			q := store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{code}},
+				Sort: []store.SortKey{{Kind: store.CondDate, Param: "date", Desc: desc}}, Count: 4}
+			want := wantOrder(desc)
+			var got []string
+			var cursors []string
+			for page := 0; ; page++ {
+				if page > 20 {
+					t.Fatal("too many pages")
+				}
+				r, err := s.Search(ctx, &q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (page == 0) != (r.Prev == "") {
+					t.Errorf("desc=%v page %d: Prev %q", desc, page, r.Prev)
+				}
+				cursors = append(cursors, q.Cursor)
+				for _, v := range r.Versions {
+					got = append(got, v.ID)
+				}
+				if r.Next == "" {
+					break
+				}
+				// Between pages: a new match with no date (sorts last), a
+				// deletion of a non-match, and an update of an earlier match
+				// that keeps its values.
+				putAll(t, s, []fixture{
+					{typ: "Observation", id: fmt.Sprintf("late%02d", page), ix: store.Index{Tokens: []store.Token{{Param: "code", Code: "x"}}}},
+					{typ: "Observation", id: "o00", ix: fs[0].ix},
+				})
+				q.Cursor = r.Next
 			}
-			r, err := s.Search(ctx, &q)
+			var orig []string
+			for _, id := range got {
+				if id[0] == 'o' {
+					orig = append(orig, id)
+				}
+			}
+			if !slices.Equal(orig, want) {
+				t.Errorf("desc=%v: got order %v, want %v", desc, orig, want)
+			}
+			// Walking back from the last page with Prev gives the pages again.
+			r, err := s.Search(ctx, &store.Query{Types: q.Types, Clauses: q.Clauses, Sort: q.Sort, Count: 4, Cursor: cursors[2]})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (page == 0) != (r.Prev == "") {
-				t.Errorf("desc=%v page %d: Prev %q", desc, page, r.Prev)
+			third := keysOf(r.Versions)
+			q.Cursor = r.Prev
+			r, err = s.Search(ctx, &q)
+			if err != nil {
+				t.Fatal(err)
 			}
-			cursors = append(cursors, q.Cursor)
-			for _, v := range r.Versions {
-				got = append(got, v.ID)
+			if got, want := keysOf(r.Versions), prefixed("Observation/", got[4:8]); !slices.Equal(got, want) {
+				t.Errorf("desc=%v: Prev of page 3 gave %v, want page 2 %v", desc, got, want)
 			}
-			if r.Next == "" {
-				break
-			}
-			// Between pages: a new match with no date (sorts last), a
-			// deletion of a non-match, and an update of an earlier match
-			// that keeps its values.
-			putAll(t, s, []fixture{
-				{typ: "Observation", id: fmt.Sprintf("late%02d", page), ix: store.Index{Tokens: []store.Token{{Param: "code", Code: "x"}}}},
-				{typ: "Observation", id: "o00", ix: fs[0].ix},
-			})
 			q.Cursor = r.Next
-		}
-		var orig []string
-		for _, id := range got {
-			if id[0] == 'o' {
-				orig = append(orig, id)
+			r, err = s.Search(ctx, &q)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if !slices.Equal(orig, want) {
-			t.Errorf("desc=%v: got order %v, want %v", desc, orig, want)
-		}
-		// Walking back from the last page with Prev gives the pages again.
-		r, err := s.Search(ctx, &store.Query{Types: q.Types, Clauses: q.Clauses, Sort: q.Sort, Count: 4, Cursor: cursors[2]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		third := keysOf(r.Versions)
-		q.Cursor = r.Prev
-		r, err = s.Search(ctx, &q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := keysOf(r.Versions), prefixed("Observation/", got[4:8]); !slices.Equal(got, want) {
-			t.Errorf("desc=%v: Prev of page 3 gave %v, want page 2 %v", desc, got, want)
-		}
-		q.Cursor = r.Next
-		r, err = s.Search(ctx, &q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := keysOf(r.Versions); !slices.Equal(got, third) {
-			t.Errorf("desc=%v: Next of the Prev page gave %v, want %v", desc, got, third)
+			if got := keysOf(r.Versions); !slices.Equal(got, third) {
+				t.Errorf("desc=%v: Next of the Prev page gave %v, want %v", desc, got, third)
+			}
 		}
 	}
 	// A cursor of another sort order is refused.
