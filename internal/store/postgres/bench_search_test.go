@@ -178,7 +178,9 @@ type targetSamples struct {
 }
 
 // sampleTargets draws values from the index tables directly: every 7th
-// patient by rid that has Observations.
+// patient by rid that has Observations, the first 400 in rid order, so
+// that every run times the same values (unordered, a sequential scan may
+// start anywhere in the table, and runs drew different patients).
 func sampleTargets(b *testing.B, db *pgx.Conn) *targetSamples {
 	ctx := context.Background()
 	s := &targetSamples{}
@@ -193,7 +195,7 @@ func sampleTargets(b *testing.B, db *pgx.Conn) *targetSamples {
 	// Patient resources are a pharmacy's or a hospital's stub of a person.
 	rows, err := db.Query(ctx, `SELECT r.rid, r.id FROM resources r WHERE r.type = 'Patient' AND NOT r.deleted AND r.rid % 7 = 0
 		AND EXISTS (SELECT 1 FROM idx_reference x WHERE x.param = 'patient' AND left(x.ref_id, 256) = left(r.id, 256)
-			AND x.ref_id = r.id AND left(x.ref_type, 256) = 'Patient' AND x.type = 'Observation') LIMIT 400`)
+			AND x.ref_id = r.id AND left(x.ref_type, 256) = 'Patient' AND x.type = 'Observation') ORDER BY r.rid LIMIT 400`)
 	must(err)
 	type pat struct {
 		rid int64
