@@ -30,8 +30,19 @@ import (
 )
 
 // refresh bounds how long facts read from the data (organisations,
-// relationships, consents) are reused at all.
-const refresh = 10 * time.Second
+// relationships, consents) are reused at all. Writes are noticed through
+// the store's write sequence (recheck), so what refresh adds is the
+// passing of time: a relationship's grace period (days) running out is
+// enforced at most this late. Every refresh makes each caller's next
+// request compile their filter again (about 140 ms for a practice of
+// 2,000 people, which their concurrent requests wait for), so it is not
+// shorter than it needs to be.
+const refresh = time.Minute
+
+// claimsRefresh bounds how long a user's break-glass grants and
+// self-claimed relationships are reused: one expiring (after hours) is
+// enforced at most this late.
+const claimsRefresh = 10 * time.Second
 
 // recheck bounds how long facts are reused without asking the store for its
 // latest write sequence. A write made through this node (Changed) makes the
@@ -268,7 +279,7 @@ func (d *Decider) claimsOf(ctx context.Context, user string, now time.Time) (*us
 	d.mu.Lock()
 	u := d.users[user]
 	d.mu.Unlock()
-	if u != nil && u.gen == gen && now.Sub(u.taken) < refresh {
+	if u != nil && u.gen == gen && now.Sub(u.taken) < claimsRefresh {
 		return u, nil
 	}
 	u = &userClaims{gen: gen, taken: now}
@@ -297,13 +308,26 @@ func (d *Decider) claimsOf(ctx context.Context, user string, now time.Time) (*us
 	// Another request of the same user may have read them meanwhile: keep
 	// one value per user, so that both find the filter compiled for it
 	// (compiledFor compares claims by identity) and neither compiles again.
-	if have := d.users[user]; have != nil && have.gen == gen && now.Sub(have.taken) < refresh {
+	if have := d.users[user]; have != nil && have.gen == gen && now.Sub(have.taken) < claimsRefresh {
 		u = have
 	} else {
 		d.users[user] = u
 	}
 	d.mu.Unlock()
 	return u, nil
+}
+
+// sameClaims reports whether a filter compiled with claims a still holds
+// for claims b: the same grants, whenever they were read (a user's claims
+// are read again every claimsRefresh; unchanged, the filter stands).
+func sameClaims(a, b *userClaims) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	return slices.Equal(a.breakGlass, b.breakGlass) && slices.Equal(a.selfClaims, b.selfClaims)
 }
 
 // isWrite reports whether op changes data (create, update, delete).
@@ -570,7 +594,7 @@ func (d *Decider) compiledFor(ctx context.Context, c *Caller, op rune) (*compile
 	// request of a busy caller once the facts are refreshed) wait for the
 	// first one's filter instead of each running the same searches; 64
 	// concurrent readers doing so stalled a node for seconds every refresh.
-	for (cf == nil || cf.claims != uc) && f.compiling[key] != nil {
+	for (cf == nil || !sameClaims(cf.claims, uc)) && f.compiling[key] != nil {
 		ch := f.compiling[key]
 		d.mu.Unlock()
 		select {
@@ -581,7 +605,7 @@ func (d *Decider) compiledFor(ctx context.Context, c *Caller, op rune) (*compile
 		d.mu.Lock()
 		cf = f.filters[key]
 	}
-	if cf == nil || cf.claims != uc {
+	if cf == nil || !sameClaims(cf.claims, uc) {
 		ch := make(chan struct{})
 		f.compiling[key] = ch
 		d.mu.Unlock()
@@ -594,7 +618,7 @@ func (d *Decider) compiledFor(ctx context.Context, c *Caller, op rune) (*compile
 	} else {
 		d.mu.Unlock()
 	}
-	if cf == nil || cf.claims != uc {
+	if cf == nil || !sameClaims(cf.claims, uc) {
 		full, err := d.compile(ctx, f, now, c, op)
 		if err != nil {
 			return nil, err

@@ -71,3 +71,48 @@ func TestDeciderCompilesOncePerCaller(t *testing.T) {
 		})
 	}
 }
+
+// TestDeciderKeepsFiltersWhileNothingChanges: with no write and no new
+// grant, a caller's filter is compiled once and reused as time passes,
+// though the caller's break-glass and self-claims are read again every ten
+// seconds; only the facts' own refresh (a minute, for grace periods
+// running out) compiles it anew.
+func TestDeciderKeepsFiltersWhileNothingChanges(t *testing.T) {
+	pol, err := access.ParsePolicy(policy.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st := backend.ForTests(t)[0].Open(t)
+	start := time.Now()
+	accesstest.Load(t, engine.New(st, engine.Config{BaseURL: "http://127.0.0.1/fhir"}), start)
+	p := accesstest.Callers["gp-clinician"]
+	c, err := access.CallerOf(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: st}
+	d := access.New(cs, pol)
+	var now atomic.Int64
+	now.Store(start.UnixNano())
+	d.SetClock(func() time.Time { return time.Unix(0, now.Load()) })
+	decide := func(after time.Duration) int64 {
+		now.Store(start.Add(after).UnixNano())
+		before := cs.searches.Load()
+		if _, err := d.Filter(ctx, c, 'r'); err != nil {
+			t.Fatal(err)
+		}
+		return cs.searches.Load() - before
+	}
+	if n := decide(0); n == 0 {
+		t.Fatal("the first decision ran no search: the test measures nothing")
+	}
+	for _, at := range []time.Duration{time.Second, 11 * time.Second, 25 * time.Second, 50 * time.Second} {
+		if n := decide(at); n != 0 {
+			t.Errorf("a decision %v later, nothing changed, ran %d searches: the filter was compiled again", at, n)
+		}
+	}
+	if n := decide(61 * time.Second); n == 0 {
+		t.Errorf("a decision a minute later ran no search: the facts were not refreshed")
+	}
+}
