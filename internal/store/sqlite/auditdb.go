@@ -179,6 +179,16 @@ func (a *auditDB) write(ctx context.Context, fn func(*sql.Conn) error) error {
 // between them leaves both whole; the next open sees the copy complete
 // (equal sizes) and only drops.
 func (a *auditDB) adoptFrom(ctx context.Context, main *sql.Conn, mainPath string) (err error) {
+	// Nothing to move, the usual case once a node has opened its files:
+	// no lock taken, so a second process (an admin command beside a
+	// running node) does not wait for the node's writer.
+	var before int
+	if err := main.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_head'`).Scan(&before); err != nil {
+		return toError(err)
+	}
+	if before == 0 {
+		return nil
+	}
 	// The store file's write lock for the whole move: a second process
 	// opening the same files waits here, then finds nothing to move.
 	if _, err := main.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
