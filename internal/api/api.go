@@ -72,6 +72,7 @@ type handler struct {
 
 	audit audit.Recorder // nil: no audit (Audited, audit.go)
 	node  string         // this node, as AuditEvent.source
+	facts *factCache     // whose records what an interaction touched is in (Audited)
 	// lastSigned is when GET /audit/checkpoint last signed one on demand
 	// (Unix ns; auditproof.go).
 	lastSigned atomic.Int64

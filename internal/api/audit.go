@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/sharedcare/sharedcare/internal/audit"
 	"github.com/sharedcare/sharedcare/internal/auth"
 	"github.com/sharedcare/sharedcare/internal/fhir"
-	"github.com/sharedcare/sharedcare/internal/search"
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
@@ -53,18 +51,6 @@ func (h *heldResponse) Status() int {
 		return http.StatusOK
 	}
 	return h.status
-}
-
-// release records e and, only once it is durable, sends the held response
-// to w. When Record fails the client gets unavailable's 503 (an
-// OperationOutcome, or an OAuth error) and none of the held headers or
-// body.
-func (h *heldResponse) release(ctx context.Context, rec audit.Recorder, e *audit.Entry, w http.ResponseWriter, unavailable func(http.ResponseWriter)) error {
-	if err := rec.Record(ctx, e); err != nil {
-		unavailable(w)
-		return err
-	}
-	return h.send(w)
 }
 
 // send writes the held response to w.
@@ -112,20 +98,25 @@ func auditQuery(path string, q url.Values) string {
 func Audited(hd http.Handler, rec audit.Recorder, node string) http.Handler {
 	if h, ok := hd.(*handler); ok {
 		h.audit, h.node = rec, node
+		// The access decisions' cache of the facts of each version when
+		// there is one: a read is then decided and audited on one extraction.
+		switch s := h.svc.(type) {
+		case *accessService:
+			h.facts = s.factCache
+		case *accessServiceMPI:
+			h.facts = s.factCache
+		default:
+			h.facts = newFactCache(h.cfg.BaseURL)
+		}
 	}
 	return hd
 }
 
-// auditPatients are the Patient ids a request names in its path or in its
-// patient/subject parameters: whose record it asked for, which an entry
-// names whether or not anything was disclosed (a refused look at a record
-// is in the person's view too). What was actually disclosed or written is
-// added by the actions (noteVersion, noteBundle, noteWritten).
-func auditPatients(r *http.Request, q url.Values) []string {
-	return auditPatientsOf(r.URL.Path, q)
-}
-
-// auditPatientsOf is auditPatients of a path and query.
+// auditPatientsOf are the Patient ids a request names in its path or in
+// its patient/subject parameters: whose record it asked for, which an
+// entry names whether or not anything was disclosed (a refused look at a
+// record is in the person's view too). What was actually disclosed or
+// written is added by the actions (noteVersion, noteBundle, noteWritten).
 func auditPatientsOf(path string, q url.Values) []string {
 	var ids []string
 	segs := strings.Split(strings.Trim(strings.TrimPrefix(path, "/fhir"), "/"), "/")
@@ -312,7 +303,7 @@ func (h *handler) auditRelease(rw http.ResponseWriter, r *http.Request, st *stat
 	} else {
 		f.Subtype, f.Action = interactionOf(r.Method, r.URL.Path, status)
 		f.Query = auditQuery(r.URL.Path, q)
-		f.Patients = auditPatients(r, q)
+		f.Patients = auditPatientsOf(r.URL.Path, q)
 	}
 	if n.subtype != "" {
 		f.Subtype = n.subtype
@@ -362,36 +353,14 @@ func (h *handler) auditRelease(rw http.ResponseWriter, r *http.Request, st *stat
 		}
 		all = append(all, xe)
 	}
-	if br, ok := h.audit.(batchRecorder); ok && len(all) > 0 {
-		// A bundle's entries and the interaction's own, in one write.
-		if err := br.RecordAll(r.Context(), append(all, e)); err != nil {
-			refuse(err)
-			return
-		}
-		if err := held.send(rw); err != nil {
-			h.log.LogAttrs(r.Context(), slog.LevelInfo, "response not sent", slog.String("request_id", st.id), slog.String("error", err.Error()))
-		}
+	// A bundle's entries and the interaction's own, in one write.
+	if err := h.audit.RecordAll(r.Context(), append(all, e)); err != nil {
+		refuse(err)
 		return
 	}
-	// Without one write for all, each is recorded in turn, the
-	// interaction's own last: a failure anywhere still discloses nothing.
-	for _, xe := range all {
-		if err := h.audit.Record(r.Context(), xe); err != nil {
-			refuse(err)
-			return
-		}
+	if err := held.send(rw); err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "response not sent", slog.String("request_id", st.id), slog.String("error", err.Error()))
 	}
-	if err := held.release(r.Context(), h.audit, e, rw, unavailable); err != nil {
-		h.log.LogAttrs(r.Context(), slog.LevelError, "audit record failed: request refused",
-			slog.String("request_id", st.id), slog.String("error", err.Error()))
-	}
-}
-
-// batchRecorder is a Recorder that makes several entries durable in one
-// write, all or none: a batch or transaction's entries are then never
-// recorded without the others.
-type batchRecorder interface {
-	RecordAll(ctx context.Context, es []*audit.Entry) error
 }
 
 // oauthUnavailable is auditUnavailable for the OAuth endpoints, in OAuth's
@@ -501,26 +470,13 @@ func (d disclosure) note(n *auditNote) {
 	}
 }
 
-// versionFacts returns the facts of a version: those the access decision
-// used when it has them (accessService caches them by version), else
-// extracted by the same indexer.
-func (h *handler) versionFacts(v *store.Version) (*versionFacts, error) {
-	switch s := h.svc.(type) {
-	case *accessService:
-		return s.facts(v)
-	case *accessServiceMPI:
-		return s.facts(v)
-	}
-	return (&factCache{ix: &search.Indexer{Base: h.cfg.BaseURL}}).factsOf(v.Type, v.Body)
-}
-
 // noteVersion notes a version read (read, vread) or written (create,
 // update, patch, and the version a delete removed).
 func (h *handler) noteVersion(r *http.Request, v *store.Version, write bool) {
 	if h.audit == nil || v == nil || len(v.Body) == 0 {
 		return
 	}
-	vf, err := h.versionFacts(v)
+	vf, err := h.facts.facts(v)
 	if err != nil {
 		noteOf(r).fail(err)
 		return
@@ -567,7 +523,6 @@ func objectOf(v any) (fhir.Object, error) {
 // searches are followed, stored Bundle resources are not.
 func (h *handler) bundleDisclosures(r *http.Request, b fhir.Object, write bool) ([]disclosure, error) {
 	var out []disclosure
-	ix := &factCache{ix: &search.Indexer{Base: h.cfg.BaseURL}}
 	var walk func(b fhir.Object, depth int) error
 	walk = func(b fhir.Object, depth int) error {
 		for _, e := range entriesOf(b) {
@@ -587,7 +542,7 @@ func (h *handler) bundleDisclosures(r *http.Request, b fhir.Object, write bool) 
 				}
 			default:
 				id, _ := res["id"].(string)
-				out = append(out, h.disclosureOf(r, typ, id, ix.factsOfObject(typ, res), write))
+				out = append(out, h.disclosureOf(r, typ, id, h.facts.factsOfObject(typ, res), write))
 			}
 		}
 		return nil
@@ -699,7 +654,7 @@ func (h *handler) noteBundleEntries(r *http.Request, p *bundlePlan, b fhir.Objec
 		case status >= 400:
 		case method == http.MethodDelete:
 			if v := p.deleted[i]; v != nil {
-				vf, err := h.versionFacts(v)
+				vf, err := h.facts.facts(v)
 				if err != nil {
 					n.fail(err)
 					return
@@ -714,7 +669,7 @@ func (h *handler) noteBundleEntries(r *http.Request, p *bundlePlan, b fhir.Objec
 		case res != nil && fhir.ResourceType(res) != "OperationOutcome":
 			typ := fhir.ResourceType(res)
 			id, _ := res["id"].(string)
-			ds = append(ds, h.disclosureOf(r, typ, id, (&factCache{ix: &search.Indexer{Base: h.cfg.BaseURL}}).factsOfObject(typ, res), write))
+			ds = append(ds, h.disclosureOf(r, typ, id, h.facts.factsOfObject(typ, res), write))
 		}
 		if loc, _ := rs["location"].(string); loc != "" && len(ds) == 0 {
 			if typ, rest, ok := strings.Cut(entryPath(loc), "/"); ok {

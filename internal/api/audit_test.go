@@ -28,6 +28,10 @@ func (failingRecorder) Record(context.Context, *audit.Entry) error {
 	return errors.New("store unavailable")
 }
 
+func (failingRecorder) RecordAll(context.Context, []*audit.Entry) error {
+	return errors.New("store unavailable")
+}
+
 // auditedNode serves st through api.Audited with rec on a loopback port and
 // returns its base URL and an admin token.
 func auditedNode(t *testing.T, st store.Store, rec audit.Recorder) (string, string) {

@@ -783,8 +783,8 @@ func TestAuditBundleFailsClosed(t *testing.T) {
 	}
 }
 
-// allAtOnce is a log that offers one write for several entries: here the
-// real log's entries one after another, or a failure of the whole write.
+// allAtOnce is the real log, its one write for several entries watched,
+// or failing as a whole.
 type allAtOnce struct {
 	*audit.Log
 	calls *[][]*audit.Entry
@@ -796,12 +796,7 @@ func (a allAtOnce) RecordAll(ctx context.Context, es []*audit.Entry) error {
 	if a.fail {
 		return errors.New("store unavailable")
 	}
-	for _, e := range es {
-		if err := a.Log.Record(ctx, e); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.Log.RecordAll(ctx, es)
 }
 
 // TestAuditBundleOneWrite: given a log that can write several entries at

@@ -73,6 +73,10 @@ type Recorder interface {
 	// entry may not be durable: the caller must then not disclose the data
 	// it was about to return (fail closed).
 	Record(ctx context.Context, e *Entry) error
+	// RecordAll is Record for the several entries of one interaction (a
+	// Bundle's, with its own): all durable in one write at consecutive
+	// indexes, or none.
+	RecordAll(ctx context.Context, es []*Entry) error
 }
 
 // Query selects entries; every set field must hold.
