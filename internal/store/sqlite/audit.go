@@ -12,9 +12,9 @@ import (
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
-// The audit log (store.AuditStore), in a file of its own (auditdb.go,
-// audit_schema.sql). Appends run one at a time on that file's write
-// connection (the audit package's committer batches the entries of
+// The audit log (store.AuditStore), in a file of its own (auditdb.go; the
+// tables of migrations/0005_audit.sql). Appends run one at a time on that
+// file's write connection (the audit package's committer batches the entries of
 // concurrent requests into each), and BEGIN IMMEDIATE holds its write lock
 // against every other process on the file: the size an append reads stays
 // the size it appends at. Reads use the file's read pool.

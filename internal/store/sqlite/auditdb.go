@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	_ "embed"
 	"errors"
 	"fmt"
 	"net/url"
@@ -33,8 +32,9 @@ import (
 // auditPageSize is the page size of a new audit file.
 const auditPageSize = 4096
 
-//go:embed audit_schema.sql
-var auditSchema string
+// auditSchemaFile holds the log's tables: the ones migration 0005 created
+// in the store's file, created as they are in the audit file.
+const auditSchemaFile = "migrations/0005_audit.sql"
 
 // auditDB is the audit log's file: one write connection, used by one
 // append at a time (the audit package's committer), and a small pool of
@@ -120,7 +120,8 @@ func openAuditDB(ctx context.Context, path string, common url.Values) (*auditDB,
 }
 
 // createSchema creates the log's tables in a new file (user_version 0 →
-// 1). A later change to them is a new version here.
+// 1) from migration 0005, which is never edited; a later change to them is
+// a new version here.
 func (a *auditDB) createSchema(ctx context.Context) error {
 	return a.write(ctx, func(c *sql.Conn) error {
 		var v int
@@ -131,10 +132,14 @@ func (a *auditDB) createSchema(ctx context.Context) error {
 		case 1:
 			return nil
 		case 0:
-			if _, err := c.ExecContext(ctx, auditSchema); err != nil {
+			schema, err := migrations.ReadFile(auditSchemaFile)
+			if err != nil {
+				return err
+			}
+			if _, err := c.ExecContext(ctx, string(schema)); err != nil {
 				return fmt.Errorf("sqlite: create the audit schema in %s: %w", a.path, err)
 			}
-			_, err := c.ExecContext(ctx, "PRAGMA user_version = 1")
+			_, err = c.ExecContext(ctx, "PRAGMA user_version = 1")
 			return err
 		default:
 			return fmt.Errorf("sqlite: %s has audit schema version %d, newer than this binary knows (1)", a.path, v)
