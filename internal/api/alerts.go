@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,33 +116,24 @@ func (h *handler) listAlerts(w http.ResponseWriter, r *http.Request, p *auth.Pri
 			return
 		}
 	}
-	var v auditViewer
-	switch {
-	case isPrivacyOfficer(p):
-		v.all = true
-	case p.Kind == auth.KindPatient && strings.HasPrefix(p.Subject, "Patient/") && len(p.Subject) > len("Patient/"):
-		record, err := h.recordOf(r.Context(), strings.TrimPrefix(p.Subject, "Patient/"))
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		if patient != "" && !slices.Contains(record, patient) {
-			h.fail(w, r, errorf(fhir.EForbidden, "forbidden", "a person sees only the alerts about their own record"))
-			return
-		}
-		if patient != "" {
-			record = []string{patient}
-		}
-		v.patients = record
+	// The privacy officer, or the person (their whole record, as in "who
+	// looked"); a proxy is not shown the alerts.
+	if !isPrivacyOfficer(p) && (p.Kind != auth.KindPatient || !strings.HasPrefix(p.Subject, "Patient/")) {
+		h.fail(w, r, errorf(fhir.EForbidden, "forbidden", "only the privacy officer and the person may see access alerts"))
+		return
+	}
+	v, err := h.auditViewerOf(r.Context(), p, patient)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !v.all {
 		// One record: read it by its key. Several (records the patient
 		// index links): read the flagged entries and keep theirs.
 		patient = ""
-		if len(record) == 1 {
-			patient = record[0]
+		if len(v.patients) == 1 {
+			patient = v.patients[0]
 		}
-	default:
-		h.fail(w, r, errorf(fhir.EForbidden, "forbidden", "only the privacy officer and the person may see access alerts"))
-		return
 	}
 
 	ctx := r.Context()
