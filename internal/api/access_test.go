@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,7 +19,6 @@ import (
 	"github.com/sharedcare/sharedcare/internal/access/accesstest"
 	"github.com/sharedcare/sharedcare/internal/api"
 	"github.com/sharedcare/sharedcare/internal/auth"
-	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
@@ -37,14 +35,7 @@ type accessNode struct {
 
 func startAccessNode(t testing.TB, st store.Store) *accessNode {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Addr = ln.Addr().String()
-	cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
-	cfg.DataDir = t.TempDir()
+	ln, cfg := loopbackConfig(t)
 	cfg.MaxBodyBytes = testMaxBody
 	a, err := auth.Load(context.Background(), st, cfg.BaseURL)
 	if err != nil {

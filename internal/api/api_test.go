@@ -46,9 +46,10 @@ type service struct {
 
 func (s service) Ping(ctx context.Context) error { return s.st.Ping(ctx) }
 
-// startNode runs the real API over the real engine on st, on a loopback
-// port, and returns it with an admin token.
-func startNode(t testing.TB, st store.Store, mutate func(*config.Config)) *node {
+// loopbackConfig is a node's configuration for a test: listening on a
+// free loopback port (the listener returned), its base URL on it and a
+// data directory of its own.
+func loopbackConfig(t testing.TB) (net.Listener, config.Config) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,6 +59,14 @@ func startNode(t testing.TB, st store.Store, mutate func(*config.Config)) *node 
 	cfg.Addr = ln.Addr().String()
 	cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
 	cfg.DataDir = t.TempDir()
+	return ln, cfg
+}
+
+// startNode runs the real API over the real engine on st, on a loopback
+// port, and returns it with an admin token.
+func startNode(t testing.TB, st store.Store, mutate func(*config.Config)) *node {
+	t.Helper()
+	ln, cfg := loopbackConfig(t)
 	cfg.MaxBodyBytes = testMaxBody
 	if mutate != nil {
 		mutate(&cfg)

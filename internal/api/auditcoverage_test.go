@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -50,14 +49,7 @@ type auditNode struct {
 func startAuditNode(t *testing.T, st store.Store) *auditNode {
 	t.Helper()
 	ctx := context.Background()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Addr = ln.Addr().String()
-	cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
-	cfg.DataDir = t.TempDir()
+	ln, cfg := loopbackConfig(t)
 	a, err := auth.Load(ctx, st, cfg.BaseURL)
 	if err != nil {
 		t.Fatal(err)
@@ -653,14 +645,7 @@ func TestAuditLinkDecisions(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			st := b.Open(t)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := config.Default()
-			cfg.Addr = ln.Addr().String()
-			cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
-			cfg.DataDir = t.TempDir()
+			ln, cfg := loopbackConfig(t)
 			a, err := auth.Load(ctx, st, cfg.BaseURL)
 			if err != nil {
 				t.Fatal(err)

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/sharedcare/sharedcare/internal/api"
 	"github.com/sharedcare/sharedcare/internal/auth"
-	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
 	mpiservice "github.com/sharedcare/sharedcare/internal/mpi/service"
 	"github.com/sharedcare/sharedcare/internal/store"
@@ -33,14 +31,7 @@ func (s mpiNodeService) Ping(ctx context.Context) error { return s.st.Ping(ctx) 
 // startMPINode runs the real API over the engine with the patient index.
 func startMPINode(t testing.TB, st store.Store) *node {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Addr = ln.Addr().String()
-	cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
-	cfg.DataDir = t.TempDir()
+	ln, cfg := loopbackConfig(t)
 	cfg.MaxBodyBytes = testMaxBody
 	a, err := auth.Load(context.Background(), st, cfg.BaseURL)
 	if err != nil {

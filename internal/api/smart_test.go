@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -27,7 +26,6 @@ import (
 	"github.com/sharedcare/sharedcare/internal/api"
 	"github.com/sharedcare/sharedcare/internal/auth"
 	"github.com/sharedcare/sharedcare/internal/auth/smart"
-	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/directory"
 	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/store"
@@ -57,14 +55,7 @@ type smartNode struct {
 // authority loaded from the store.
 func startAccessSMART(t *testing.T, st store.Store) *node {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.Addr = ln.Addr().String()
-	cfg.BaseURL = "http://" + cfg.Addr + "/fhir"
-	cfg.DataDir = t.TempDir()
+	ln, cfg := loopbackConfig(t)
 	a, err := auth.Load(context.Background(), st, cfg.BaseURL)
 	if err != nil {
 		t.Fatal(err)
