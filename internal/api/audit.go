@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/sharedcare/sharedcare/internal/access"
 	"github.com/sharedcare/sharedcare/internal/audit"
 	"github.com/sharedcare/sharedcare/internal/auth"
+	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/fhir"
 	"github.com/sharedcare/sharedcare/internal/store"
 )
@@ -571,41 +573,34 @@ func (h *handler) noteBundle(r *http.Request, b fhir.Object) {
 // runs: its entries' requests, and the versions its deletes will remove
 // (afterwards they have no body to say whose record they were in).
 type bundlePlan struct {
-	Type  string `json:"type"`
-	Entry []struct {
-		Request struct {
-			Method string `json:"method"`
-			URL    string `json:"url"`
-		} `json:"request"`
-	} `json:"entry"`
+	entries []engine.BundleRequest
 	deleted map[int]*store.Version
 }
 
-// auditBundleBefore returns the plan of the batch or transaction body.
-func (h *handler) auditBundleBefore(r *http.Request, body []byte) *bundlePlan {
+// auditBundleBefore returns r's context for the engine's Bundle and the
+// plan the engine fills in as it reads the body (engine.WithBundleSeen),
+// so the bundle is parsed once for both; nil on a node without audit.
+func (h *handler) auditBundleBefore(r *http.Request) (context.Context, *bundlePlan) {
 	if h.audit == nil {
-		return nil
+		return r.Context(), nil
 	}
 	p := &bundlePlan{deleted: map[int]*store.Version{}}
-	if json.Unmarshal(body, p) != nil {
-		return nil // the engine refuses it with its own message
-	}
-	if p.Type == "batch" || p.Type == "transaction" {
-		noteOf(r).setSubtype(p.Type)
-	}
-	for i, e := range p.Entry {
-		if !strings.EqualFold(e.Request.Method, http.MethodDelete) {
-			continue
+	return engine.WithBundleSeen(r.Context(), func(kind string, reqs []engine.BundleRequest) {
+		noteOf(r).setSubtype(kind)
+		p.entries = reqs
+		for i, e := range reqs {
+			if !strings.EqualFold(e.Method, http.MethodDelete) {
+				continue
+			}
+			typ, id, ok := strings.Cut(entryPath(e.URL), "/")
+			if !ok || strings.ContainsAny(id, "/?") {
+				continue
+			}
+			if v, err := h.rawRead(r.Context(), typ, id); err == nil && len(v.Body) > 0 {
+				p.deleted[i] = v
+			}
 		}
-		typ, id, ok := strings.Cut(entryPath(e.Request.URL), "/")
-		if !ok || strings.ContainsAny(id, "/?") {
-			continue
-		}
-		if v, err := h.rawRead(r.Context(), typ, id); err == nil && len(v.Body) > 0 {
-			p.deleted[i] = v
-		}
-	}
-	return p
+	}), p
 }
 
 // entryPath is a Bundle entry's request.url relative to the FHIR base,
@@ -628,18 +623,18 @@ func (h *handler) noteBundleEntries(r *http.Request, p *bundlePlan, b fhir.Objec
 	}
 	n := noteOf(r)
 	resp := entriesOf(b)
-	for i, re := range p.Entry {
+	for i, re := range p.entries {
 		if i >= len(resp) {
 			break
 		}
-		method := strings.ToUpper(re.Request.Method)
-		path := "/fhir/" + entryPath(re.Request.URL)
+		method := strings.ToUpper(re.Method)
+		path := "/fhir/" + entryPath(re.URL)
 		rs, _ := resp[i]["response"].(fhir.Object)
 		line, _ := rs["status"].(string)
 		status, _ := strconv.Atoi(strings.Fields(line + " 0")[0])
 		f := auditFacts{Status: status}
 		f.Subtype, f.Action = interactionOf(method, path, status)
-		_, rawq, _ := strings.Cut(re.Request.URL, "?")
+		_, rawq, _ := strings.Cut(re.URL, "?")
 		q, _ := url.ParseQuery(rawq)
 		f.Patients = auditPatientsOf(path, q)
 		if method == http.MethodGet || method == http.MethodHead {

@@ -100,8 +100,8 @@ func (h *handler) bundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := parsePrefer(r)
-	plan := h.auditBundleBefore(r, body)
-	b, err := h.svc.Bundle(r.Context(), body, h.writeOptions(r, p))
+	ctx, plan := h.auditBundleBefore(r)
+	b, err := h.svc.Bundle(ctx, body, h.writeOptions(r, p))
 	if err == nil {
 		h.noteBundleEntries(r, plan, b)
 	}

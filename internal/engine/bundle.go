@@ -66,6 +66,16 @@ func (e *Engine) Bundle(ctx context.Context, body []byte, o WriteOptions) (fhir.
 	if len(raw) > e.cfg.MaxBundleEntries {
 		return nil, fhir.Errorf(fhir.ETooLarge, "Bundle.entry", "the Bundle has %d entries; at most %d are accepted", len(raw), e.cfg.MaxBundleEntries)
 	}
+	if seen, _ := ctx.Value(bundleSeenKey{}).(func(string, []BundleRequest)); seen != nil {
+		reqs := make([]BundleRequest, len(raw))
+		for i, r := range raw {
+			eo, _ := r.(fhir.Object)
+			req, _ := eo["request"].(fhir.Object)
+			reqs[i].Method, _ = req["method"].(string)
+			reqs[i].URL, _ = req["url"].(string)
+		}
+		seen(kind, reqs)
+	}
 	lenient := o.Lenient || e.cfg.Lenient
 	entries := make([]*entry, len(raw))
 	errs := make([]error, len(raw))

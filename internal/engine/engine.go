@@ -134,6 +134,22 @@ func strictHandling(ctx context.Context) bool {
 	return s
 }
 
+// BundleRequest is one entry's request of a batch or transaction as sent.
+type BundleRequest struct {
+	Method string
+	URL    string
+}
+
+type bundleSeenKey struct{}
+
+// WithBundleSeen returns a context under which Bundle calls seen once it
+// has parsed a batch or transaction, before any entry runs, with its type
+// and each entry's request as sent ("" where an entry has none): what the
+// audit of the bundle needs to know of it, without parsing it again.
+func WithBundleSeen(ctx context.Context, seen func(kind string, reqs []BundleRequest)) context.Context {
+	return context.WithValue(ctx, bundleSeenKey{}, seen)
+}
+
 // newID returns a random UUID version 4 as a FHIR id: 36 characters, well
 // within the 64 an id may have, and unguessable, so ids leak nothing about
 // how many resources exist.
