@@ -94,25 +94,15 @@ func (h *handler) listAlerts(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		h.fail(w, r, fhir.Invalid("status", "status must be unreviewed or reviewed"))
 		return
 	}
-	count := 100
-	if v := q.Get("_count"); v != "" {
-		if count, err = strconv.Atoi(v); err != nil || count < 1 || count > auditPageMax {
-			h.fail(w, r, fhir.Invalid("_count", "_count must be an integer from 1 to %d", auditPageMax))
-			return
-		}
+	count, cursor, err := auditPage(q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	var cursor int64
-	if v := q.Get("_cursor"); v != "" {
-		if cursor, err = strconv.ParseInt(v, 10, 64); err != nil || cursor < 1 {
-			h.fail(w, r, fhir.Invalid("_cursor", "_cursor must be a page cursor from a next link"))
-			return
-		}
-	}
-	patient := q.Get("patient")
-	if patient != "" {
-		patient = strings.TrimPrefix(patient, "Patient/")
-		if patient == "" || strings.Contains(patient, "/") {
-			h.fail(w, r, fhir.Invalid("patient", "patient must be a Patient reference, Patient/<id>"))
+	var patient string
+	if v := q.Get("patient"); v != "" {
+		if patient, err = patientParam("patient", v, true); err != nil {
+			h.fail(w, r, err)
 			return
 		}
 	}

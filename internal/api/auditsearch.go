@@ -302,7 +302,6 @@ func query(q url.Values) string {
 // (its Patient the person named, if any) and the page size.
 func parseAuditQuery(q url.Values) (audit.Query, int, error) {
 	var aq audit.Query
-	count := 100
 	for k, vs := range q {
 		if !auditSearchParams[k] {
 			return aq, 0, fhir.Invalid(k, "the audit log cannot be searched by %s: use patient, entity, agent, organization, date, _count", truncate(k))
@@ -321,9 +320,9 @@ func parseAuditQuery(q url.Values) (audit.Query, int, error) {
 		if v == "" {
 			continue
 		}
-		id := strings.TrimPrefix(v, "Patient/")
-		if k == "entity" && id == v || strings.Contains(id, "/") || id == "" {
-			return aq, 0, fhir.Invalid(k, "%s must be a Patient reference, Patient/<id>", k)
+		id, err := patientParam(k, v, k == "patient")
+		if err != nil {
+			return aq, 0, err
 		}
 		if aq.Patient != "" && aq.Patient != id {
 			return aq, 0, fhir.Invalid(k, "patient and entity name different people")
@@ -336,21 +335,36 @@ func parseAuditQuery(q url.Values) (audit.Query, int, error) {
 			return aq, 0, err
 		}
 	}
+	count, before, err := auditPage(q)
+	aq.Before = before
+	return aq, count, err
+}
+
+// auditPage reads a page of the audit log's answers: _count (default 100,
+// at most auditPageMax) and _cursor (from a next link: entries before it).
+func auditPage(q url.Values) (count int, cursor int64, err error) {
+	count = 100
 	if v := q.Get("_count"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > auditPageMax {
-			return aq, 0, fhir.Invalid("_count", "_count must be an integer from 1 to %d", auditPageMax)
+		if count, err = strconv.Atoi(v); err != nil || count < 1 || count > auditPageMax {
+			return 0, 0, fhir.Invalid("_count", "_count must be an integer from 1 to %d", auditPageMax)
 		}
-		count = n
 	}
 	if v := q.Get("_cursor"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return aq, 0, fhir.Invalid("_cursor", "_cursor must be a page cursor from a next link")
+		if cursor, err = strconv.ParseInt(v, 10, 64); err != nil || cursor < 1 {
+			return 0, 0, fhir.Invalid("_cursor", "_cursor must be a page cursor from a next link")
 		}
-		aq.Before = n
 	}
-	return aq, count, nil
+	return count, cursor, nil
+}
+
+// patientParam reads parameter k's Patient reference (Patient/<id>, or a
+// bare id when bare is true) into the id.
+func patientParam(k, v string, bare bool) (string, error) {
+	id := strings.TrimPrefix(v, "Patient/")
+	if !bare && id == v || strings.Contains(id, "/") || id == "" {
+		return "", fhir.Invalid(k, "%s must be a Patient reference, Patient/<id>", k)
+	}
+	return id, nil
 }
 
 // dateSyntax is the message of a date the audit search cannot read.
