@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sharedcare/sharedcare/internal/loadgen"
+	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 )
 
@@ -259,9 +261,60 @@ func TestKillLosesNoAcknowledgedCreate(t *testing.T) {
 				t.Fatalf("%d of %d acknowledged creates lost", lost, len(acked))
 			}
 			t.Logf("%d acknowledged creates all read back after SIGKILL and restart", len(acked))
+
+			// Each acknowledged create was audited before its answer left,
+			// and its entry survived the kill too: the entries still in the
+			// audit spool were moved into the log when the node restarted.
+			if err := srv2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv2.cmd.Wait(); err != nil {
+				t.Fatalf("serve after SIGTERM: %v; logs:\n%s", err, srv2.logs)
+			}
+			ctx := context.Background()
+			st, err := backend.Open(ctx, args[1], s.db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			as := st.(store.AuditStore)
+			audited := map[string]bool{}
+			for from := int64(0); ; {
+				rows, err := as.AuditEntries(ctx, from, 1000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(rows) == 0 {
+					break
+				}
+				for _, r := range rows {
+					if r.Action != "C" {
+						continue
+					}
+					for _, m := range auditedPatient.FindAllSubmatch(r.Event, -1) {
+						audited[string(m[1])] = true
+					}
+				}
+				from = rows[len(rows)-1].Index + 1
+			}
+			missing := 0
+			for id := range acked {
+				if !audited[id] {
+					missing++
+					if missing <= 5 {
+						t.Errorf("acknowledged create of Patient/%s has no audit entry after the kill", id)
+					}
+				}
+			}
+			if missing > 0 {
+				t.Fatalf("%d of %d acknowledged creates have no audit entry", missing, len(acked))
+			}
 		})
 	}
 }
+
+// auditedPatient finds the Patient ids an AuditEvent names.
+var auditedPatient = regexp.MustCompile(`"Patient/([A-Za-z0-9.-]{1,64})`)
 
 // TestGracefulShutdown checks that SIGTERM stops the server cleanly (exit
 // code 0) after answering, and that bad usage exits with 2.

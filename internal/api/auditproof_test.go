@@ -262,6 +262,9 @@ func TestAuditEntryAccess(t *testing.T) {
 				if err := l.Record(ctx, e); err != nil {
 					t.Fatal(err)
 				}
+				if err := l.Flush(ctx); err != nil { // for e.Index
+					t.Fatal(err)
+				}
 				return e.Index
 			}
 			own, restricted, other := rec("pz", false), rec("pz", true), rec("py", false)

@@ -77,6 +77,9 @@ func logged(t *testing.T, l *audit.Log, at time.Time, user, org string, restrict
 	if err := l.Record(context.Background(), e); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.Flush(context.Background()); err != nil { // for e.Index
+		t.Fatal(err)
+	}
 	return e.Index
 }
 

@@ -210,8 +210,12 @@ func storeHashReader(ctx context.Context, st store.AuditStore) tlog.HashReader {
 
 // Checkpoint returns the latest signed checkpoint, first signing one of
 // the current tree if it has grown since (or none was ever signed). It is
-// stored in the store and written to the data directory.
+// stored in the store and written to the data directory. It covers every
+// entry recorded before the call (it waits for the spool's move).
 func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
+	if err := l.Flush(ctx); err != nil {
+		return nil, err
+	}
 	l.ckMu.Lock()
 	defer l.ckMu.Unlock()
 	n, err := l.st.AuditSize(ctx)
@@ -367,6 +371,9 @@ func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize int64) (tlo
 // Entry returns the entry at index, for an outside party checking its
 // inclusion proof.
 func (l *Log) Entry(ctx context.Context, index int64) (*Entry, error) {
+	if err := l.Flush(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := l.st.AuditEntries(ctx, index, 1)
 	if err != nil {
 		return nil, err

@@ -78,17 +78,94 @@ func TestCheckpointsWhileGrowingAndOnClose(t *testing.T) {
 	}
 }
 
-// TestRecordFailsClosedWhenTheStoreIsDown: an entry that cannot be made
-// durable is an EUnavailable error to its caller, never a success.
-func TestRecordFailsClosedWhenTheStoreIsDown(t *testing.T) {
+// TestRecordFailsClosedWhenTheSpoolFails: an entry that cannot be made
+// durable is an EUnavailable error to its caller, never a success, and so
+// is every later one.
+func TestRecordFailsClosedWhenTheSpoolFails(t *testing.T) {
 	for _, b := range backend.ForTests(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			l, st, _ := openLog(t, b)
 			record(t, l, entry("u", "A81001", []string{"p1"}))
+			audit.BreakSpool(l)
+			for i := range 2 {
+				if err := l.Record(context.Background(), entry("u", "A81001", []string{"p1"})); !fhir.IsKind(err, fhir.EUnavailable) {
+					t.Errorf("Record %d on a broken spool: %v, want EUnavailable", i, err)
+				}
+			}
+			if n, err := st.(store.AuditStore).AuditSize(context.Background()); err != nil || n != 1 {
+				t.Errorf("log size %d (%v), want 1", n, err)
+			}
+		})
+	}
+}
+
+// TestStoreDownEntriesWaitInTheSpool: while the log's store is down,
+// entries are still durable in the spool (Record succeeds) but nothing can
+// be read (Flush and Search fail); once maxBacklog wait, Record fails
+// closed; and the next Open over a working store moves every acknowledged
+// entry into the log, once, in order.
+func TestStoreDownEntriesWaitInTheSpool(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Open(t)
+			dir := t.TempDir()
+			l, err := audit.Open(ctx, st, dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			record(t, l, entry("before", "A81001", []string{"p1"}))
 			st.Close()
-			e := entry("u", "A81001", []string{"p1"})
-			if err := l.Record(context.Background(), e); !fhir.IsKind(err, fhir.EUnavailable) {
-				t.Errorf("Record on a closed store: %v, want EUnavailable", err)
+			if err := l.Record(ctx, entry("while-down", "A81001", []string{"p2"})); err != nil {
+				t.Fatalf("Record with the store down: %v, want the entry spooled", err)
+			}
+			if err := l.Flush(ctx); !fhir.IsKind(err, fhir.EUnavailable) {
+				t.Errorf("Flush with the store down: %v, want EUnavailable", err)
+			}
+			if _, err := l.Search(ctx, audit.Query{Patient: "p2"}); !fhir.IsKind(err, fhir.EUnavailable) {
+				t.Errorf("Search with the store down: %v, want EUnavailable", err)
+			}
+			many := make([]*audit.Entry, audit.MaxBacklog)
+			for i := range many {
+				many[i] = entry(fmt.Sprintf("bulk-%d", i), "A81001", []string{"p3"})
+			}
+			if err := l.RecordAll(ctx, many); err != nil {
+				t.Fatalf("RecordAll up to the backlog's bound: %v", err)
+			}
+			if err := l.Record(ctx, entry("over", "A81001", []string{"p4"})); !fhir.IsKind(err, fhir.EUnavailable) {
+				t.Errorf("Record past the backlog's bound: %v, want EUnavailable", err)
+			}
+			l.Close(ctx) // the mover cannot move: the entries stay in the spool
+
+			st = backend.ReopenForTest(t, st)
+			l, err = audit.Open(ctx, st, dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close(ctx)
+			want := int64(2 + audit.MaxBacklog)
+			if n, err := st.(store.AuditStore).AuditSize(ctx); err != nil || n != want {
+				t.Fatalf("log size after reopening %d (%v), want %d", n, err, want)
+			}
+			got, err := l.Search(ctx, audit.Query{Patient: "p2"})
+			if err != nil || len(got) != 1 || got[0].User != "while-down" || got[0].Index != 1 {
+				t.Errorf("the entry spooled while the store was down: %v %v", got, err)
+			}
+			if got, err := l.Search(ctx, audit.Query{Patient: "p4"}); err != nil || len(got) != 0 {
+				t.Errorf("the refused entry: %v %v, want none", got, err)
+			}
+			if r, err := audit.Verify(ctx, st.(store.AuditStore), note.VerifierList(l.Verifier()), nil); err != nil || !r.OK() {
+				t.Errorf("verify: %v %v", err, r)
+			}
+			// A third open moves nothing twice.
+			l.Close(ctx)
+			l3, err := audit.Open(ctx, st, dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l3.Close(ctx)
+			if n, err := st.(store.AuditStore).AuditSize(ctx); err != nil || n != want {
+				t.Errorf("log size after a clean reopen %d (%v), want %d", n, err, want)
 			}
 		})
 	}
@@ -171,6 +248,10 @@ func TestNodesSharingAStoreAppendInTurn(t *testing.T) {
 								t.Errorf("node %d: %v", n, err)
 								return
 							}
+							if err := l.Flush(ctx); err != nil {
+								t.Errorf("node %d: %v", n, err)
+								return
+							}
 							mu.Lock()
 							if seen[e.Index] {
 								t.Errorf("leaf %d given twice", e.Index)
@@ -202,5 +283,29 @@ func TestNodesSharingAStoreAppendInTurn(t *testing.T) {
 				t.Errorf("verify: %v %+v", err, r)
 			}
 		})
+	}
+}
+
+// TestSecondProcessOnADataDirectorySignsButRecordsNothing: an admin command
+// opening the log of a data directory whose node runs (and holds its
+// spool) can sign a checkpoint of what the log holds, but cannot record.
+func TestSecondProcessOnADataDirectorySignsButRecordsNothing(t *testing.T) {
+	b := backend.ForTests(t)[0]
+	ctx := context.Background()
+	l, st, dir := openLog(t, b)
+	record(t, l, entry("u", "A81001", []string{"p1"}))
+	second, err := audit.Open(ctx, st, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close(ctx)
+	if err := second.Record(ctx, entry("u", "A81001", []string{"p1"})); !fhir.IsKind(err, fhir.EUnavailable) {
+		t.Errorf("Record beside the running node: %v, want EUnavailable", err)
+	}
+	if c, err := second.Checkpoint(ctx); err != nil || c.Size != 1 {
+		t.Errorf("Checkpoint beside the running node: %v %v, want one of 1 entry", c, err)
+	}
+	if err := l.Record(ctx, entry("u", "A81001", []string{"p1"})); err != nil {
+		t.Errorf("the node's own Record: %v", err)
 	}
 }

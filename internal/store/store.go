@@ -228,6 +228,9 @@ type AuditStore interface {
 	// AuditCheckpoints returns the stored checkpoints, smallest tree first
 	// (ties in the order stored); with latest, only the last of them.
 	AuditCheckpoints(ctx context.Context, latest bool) ([]*AuditCheckpoint, error)
+	// AuditSpooled is how far the spool of the node named node has been
+	// moved into the log (AuditTx.SetSpooled), 0 before its first move.
+	AuditSpooled(ctx context.Context, node string) (int64, error)
 }
 
 // AuditTx is the append side of an AppendAudit transaction.
@@ -241,6 +244,11 @@ type AuditTx interface {
 	// and the stored hashes that come with them, whose ids run on from
 	// firstHash (the number of hashes stored before) without a gap.
 	Append(ctx context.Context, entries []*AuditEntry, firstHash int64, hashes [][]byte) error
+	// SetSpooled records, in this transaction, that the spool of the node
+	// named node has been moved into the log up to pos (a byte position in
+	// the spool), so that the entries appended and the position commit or
+	// fail together.
+	SetSpooled(ctx context.Context, node string, pos int64) error
 }
 
 // AuditEntry is one row of the audit log: the columns it is searched by,

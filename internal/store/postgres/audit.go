@@ -88,6 +88,28 @@ func (a *auditTx) Append(ctx context.Context, entries []*store.AuditEntry, first
 	return nil
 }
 
+func (a *auditTx) SetSpooled(ctx context.Context, node string, pos int64) error {
+	_, err := a.tx.Exec(ctx, `INSERT INTO audit_spool (node, pos) VALUES ($1, $2)
+		ON CONFLICT (node) DO UPDATE SET pos = excluded.pos`, node, pos)
+	if err != nil {
+		return dbError(err)
+	}
+	return nil
+}
+
+// AuditSpooled is how far node's spool has been moved into the log.
+func (s *Store) AuditSpooled(ctx context.Context, node string) (int64, error) {
+	var pos int64
+	err := s.pool.QueryRow(ctx, `SELECT pos FROM audit_spool WHERE node = $1`, node).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, dbError(err)
+	}
+	return pos, nil
+}
+
 // auditQuerier is a pool or a transaction.
 type auditQuerier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)

@@ -101,6 +101,26 @@ func (a auditTx) Append(ctx context.Context, entries []*store.AuditEntry, firstH
 	return a.exec(`UPDATE audit_head SET size = ? WHERE one = 1`, size+int64(len(entries)))
 }
 
+func (a auditTx) SetSpooled(ctx context.Context, node string, pos int64) error {
+	if err := a.check(); err != nil {
+		return err
+	}
+	return a.exec(`INSERT INTO audit_spool (node, pos) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET pos = excluded.pos`, node, pos)
+}
+
+// AuditSpooled is how far node's spool has been moved into the log.
+func (s *Store) AuditSpooled(ctx context.Context, node string) (int64, error) {
+	if s.down.Load() {
+		return 0, errClosed()
+	}
+	var pos int64
+	err := s.audit.rdb.QueryRowContext(ctx, `SELECT pos FROM audit_spool WHERE node = ?`, node).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return pos, toError(err)
+}
+
 // insert inserts rows (all of one width) with multi-row INSERTs of 64,
 // 32, 16, 8, 4, 2 and 1 rows, so that a batch of n rows takes at most
 // n/64+6 statements, each text prepared once per store.

@@ -120,18 +120,19 @@ func openAuditDB(ctx context.Context, path string, common url.Values) (*auditDB,
 }
 
 // createSchema creates the log's tables in a new file (user_version 0 →
-// 1) from migration 0005, which is never edited; a later change to them is
-// a new version here.
+// 1) from migration 0005, which is never edited, and brings an older file
+// up to date: version 2 adds audit_spool (as PostgreSQL's migration 0007:
+// how far each node's spool has been moved into the log).
 func (a *auditDB) createSchema(ctx context.Context) error {
 	return a.write(ctx, func(c *sql.Conn) error {
 		var v int
 		if err := c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 			return err
 		}
-		switch v {
-		case 1:
-			return nil
-		case 0:
+		if v > auditSchemaVersion {
+			return fmt.Errorf("sqlite: %s has audit schema version %d, newer than this binary knows (%d)", a.path, v, auditSchemaVersion)
+		}
+		if v == 0 {
 			schema, err := migrations.ReadFile(auditSchemaFile)
 			if err != nil {
 				return err
@@ -139,13 +140,25 @@ func (a *auditDB) createSchema(ctx context.Context) error {
 			if _, err := c.ExecContext(ctx, string(schema)); err != nil {
 				return fmt.Errorf("sqlite: create the audit schema in %s: %w", a.path, err)
 			}
-			_, err = c.ExecContext(ctx, "PRAGMA user_version = 1")
-			return err
-		default:
-			return fmt.Errorf("sqlite: %s has audit schema version %d, newer than this binary knows (1)", a.path, v)
 		}
+		if v < 2 {
+			if _, err := c.ExecContext(ctx, `CREATE TABLE audit_spool (
+				node TEXT    PRIMARY KEY,
+				pos  INTEGER NOT NULL
+			)`); err != nil {
+				return fmt.Errorf("sqlite: add audit_spool to %s: %w", a.path, err)
+			}
+		}
+		if v == auditSchemaVersion {
+			return nil
+		}
+		_, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", auditSchemaVersion))
+		return err
 	})
 }
+
+// auditSchemaVersion is the audit file's schema version (user_version).
+const auditSchemaVersion = 2
 
 // write runs fn in one BEGIN IMMEDIATE transaction on the write connection
 // and commits it durably (synchronous=FULL), or rolls it back if fn fails.

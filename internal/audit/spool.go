@@ -1,0 +1,568 @@
+package audit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/sharedcare/sharedcare/internal/store"
+)
+
+// The spool is where an entry becomes durable: a sequential file in the
+// node's data directory that the committer appends each batch of entries
+// to with one write and one fdatasync, before any caller is answered. The
+// mover then appends the spooled entries to the store's log (hashes,
+// indexes) in large transactions, each of which also records how far the
+// spool has been moved (store.AuditTx.SetSpooled); after a crash the node
+// moves whatever the spool holds beyond that position, so an acknowledged
+// entry is moved exactly once and never lost.
+//
+// Why: appending to the indexed log on the request's path made every
+// response wait for a transaction that inserts rows into five indexes and
+// writes about a page of WAL an entry, one transaction at a time; the
+// committer was the bottleneck (docs/AUDIT.md, "What it costs"). A spool
+// append is a few sequential kilobytes and one flush.
+//
+// Layout: <data dir>/audit-spool/<position>.spool, segments named by the
+// spool position (a byte count over all segments) they start at, 20
+// decimal digits so that names sort as numbers. A segment holds records:
+//
+//	length  uint32, little-endian: the payload's length
+//	crc     uint32, little-endian: CRC-32C of the payload
+//	payload the entries of one Record or RecordAll (encodeEntries)
+//
+// A segment is created full of zeros (by a background goroutine, ahead of
+// need) and then overwritten: flushing data written over allocated blocks
+// needs no journal commit for the file's size or block map, and measured
+// here that halves a flush's CPU (113 against 223 us for 4 KiB, the
+// machine's CPU, not only the process's) and its latency. The records of a
+// segment therefore end at the first place that does not decode: zeros
+// never do (an empty payload cannot hold its entry count).
+//
+// A record is written whole before it is acknowledged, so only the last
+// record of the last segment can be torn (a crash during its write); it
+// was never acknowledged, and the next write goes over it. A segment
+// before the last must end where the next one starts; a bad record before
+// that point is damage, and the spool refuses to open.
+
+// spoolSegmentMax is the size of a zeroed segment and the size past which
+// the committer starts the next; moved segments are deleted whole. A
+// segment begun without a zeroed file ready (the first after opening) is
+// ended at spoolFirstMax instead, and the zeroing of the next starts when
+// a segment is half full: a node that records little never writes a
+// segment of zeroes.
+const (
+	spoolSegmentMax int64 = 64 << 20
+	spoolFirstMax   int64 = 1 << 20
+)
+
+// spoolRecordMax bounds one record's payload (a RecordAll of a large
+// transaction Bundle's entries); a longer length is damage.
+const spoolRecordMax = 256 << 20
+
+// SpoolDir is the spool's directory within the data directory.
+const SpoolDir = "audit-spool"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// spool is the open spool: the segment being appended to, under the
+// committer's sole use.
+type spool struct {
+	dir   string
+	lock  *os.File // audit-spool/lock, flock'd: one process per spool
+	f     *os.File // the last segment, open for writing at end
+	start int64    // the position f starts at
+	end   int64    // the position after the last whole record
+	limit int64    // the size past which f is ended
+
+	// want asks prepare for the next segment (capacity 1); next is a zeroed segment made ready by prepare, under the name
+	// next.tmp until the committer names it by its position.
+	want     chan struct{}
+	next     chan *os.File // unbuffered: prepare holds next.tmp until taken
+	prepared chan struct{} // closed when prepare has exited
+	stop     chan struct{}
+}
+
+// nextName is the file prepare zeroes the next segment in.
+const nextName = "next.tmp"
+
+// spooled is one record read back from the spool.
+type spooled struct {
+	rows []*store.AuditEntry
+	end  int64 // the position after the record
+}
+
+// errSpoolBusy is returned by openSpool when another process holds the
+// spool (a node running on the same data directory).
+var errSpoolBusy = errors.New("audit: another process is recording to this data directory's audit spool")
+
+// openSpool opens the spool in dataDir (creating it), deletes segments
+// wholly before from (moved already), and returns the records from from on,
+// cutting off a torn last record.
+func openSpool(dataDir string, from int64) (*spool, []spooled, error) {
+	dir := filepath.Join(dataDir, SpoolDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("audit: spool: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: spool: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, errSpoolBusy
+		}
+		return nil, nil, fmt.Errorf("audit: spool: lock: %w", err)
+	}
+	s := &spool{dir: dir, lock: lock, want: make(chan struct{}, 1), next: make(chan *os.File),
+		prepared: make(chan struct{}), stop: make(chan struct{})}
+	recs, err := s.recover(from)
+	if err != nil {
+		close(s.prepared)
+		s.close()
+		return nil, nil, err
+	}
+	go s.prepare()
+	return s, recs, nil
+}
+
+// prepare keeps one zeroed segment ready for the committer's next
+// rotation, so that the rotation on a request's path is a rename.
+func (s *spool) prepare() {
+	defer close(s.prepared)
+	zeros := make([]byte, 1<<20)
+	for {
+		select {
+		case <-s.want:
+		case <-s.stop:
+			return
+		}
+		f, _ := func() (*os.File, error) {
+			f, err := os.OpenFile(filepath.Join(s.dir, nextName), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return nil, err
+			}
+			for n := int64(0); n < spoolSegmentMax; n += int64(len(zeros)) {
+				if _, err := f.Write(zeros[:min(int64(len(zeros)), spoolSegmentMax-n)]); err != nil {
+					f.Close()
+					return nil, err
+				}
+				select {
+				case <-s.stop:
+					f.Close()
+					return nil, nil
+				default:
+				}
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return nil, err
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				f.Close()
+				return nil, err
+			}
+			return f, nil
+		}()
+		if f == nil {
+			// Stopped, or failed: the committer then starts an
+			// unzeroed segment, which works, only slower.
+			return
+		}
+		select {
+		case s.next <- f:
+		case <-s.stop:
+			f.Close()
+			return
+		}
+		// Asked again while this one was zeroed: that was for the
+		// segment just begun, which has it.
+		select {
+		case <-s.want:
+		default:
+		}
+	}
+}
+
+// segments lists the spool's segments by starting position.
+func (s *spool) segments() ([]int64, error) {
+	des, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("audit: spool: %w", err)
+	}
+	var out []int64
+	for _, de := range des {
+		name, ok := strings.CutSuffix(de.Name(), ".spool")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || len(name) != 20 || n < 0 {
+			return nil, fmt.Errorf("audit: spool: unexpected file %s in %s", de.Name(), s.dir)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (s *spool) segmentPath(start int64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%020d.spool", start))
+}
+
+// recover reads the records from position from on and leaves the last
+// segment open for appending at the end of its last whole record.
+func (s *spool) recover(from int64) ([]spooled, error) {
+	segs, err := s.segments()
+	if err != nil {
+		return nil, err
+	}
+	var recs []spooled
+	for i, start := range segs {
+		last := i == len(segs)-1
+		path := s.segmentPath(start)
+		if !last && segs[i+1] <= from {
+			// Every record in it was moved before the crash, only not
+			// yet deleted.
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("audit: spool: %w", err)
+			}
+			continue
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("audit: spool: %w", err)
+		}
+		data, err := io.ReadAll(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("audit: spool: read %s: %w", path, err)
+		}
+		off := int64(0)
+		if from > start {
+			off = from - start
+		}
+		if off > int64(len(data)) {
+			if !last {
+				f.Close()
+				return nil, fmt.Errorf("audit: spool: %s ends before position %d", path, from)
+			}
+			// The log has moved further than this spool holds: the spool
+			// was replaced. Carry on from the log's position.
+			f.Close()
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("audit: spool: %w", err)
+			}
+			break
+		}
+		for off < int64(len(data)) {
+			if !last && start+off == segs[i+1] {
+				break // the rest is zeroes, or a torn write the next segment followed
+			}
+			rows, n, err := decodeRecord(data[off:])
+			if err != nil {
+				if !last {
+					f.Close()
+					return nil, fmt.Errorf("audit: spool: %s at byte %d: %v: the spool is damaged", path, off, err)
+				}
+				// The end of the records: zeroes, or a record torn by a
+				// crash during its write, never acknowledged, which the next
+				// write goes over.
+				break
+			}
+			off += int64(n)
+			recs = append(recs, spooled{rows: rows, end: start + off})
+		}
+		if !last && start+off != segs[i+1] {
+			f.Close()
+			return nil, fmt.Errorf("audit: spool: the records of %s end at position %d but the next segment starts at %d: the spool is damaged", path, start+off, segs[i+1])
+		}
+		if last {
+			if _, err := f.Seek(off, io.SeekStart); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("audit: spool: %w", err)
+			}
+			s.f, s.start, s.end, s.limit = f, start, start+off, spoolFirstMax
+			if int64(len(data)) >= spoolSegmentMax {
+				s.limit = spoolSegmentMax
+			}
+		} else {
+			f.Close()
+		}
+	}
+	if s.f == nil {
+		if err := s.newSegment(from); err != nil {
+			return nil, err
+		}
+	}
+	return recs, nil
+}
+
+// newSegment starts the segment that begins at position start: the one
+// prepare zeroed if it is ready, else an empty file.
+func (s *spool) newSegment(start int64) error {
+	path := s.segmentPath(start)
+	var f *os.File
+	limit := spoolFirstMax
+	select {
+	case f = <-s.next:
+		if err := os.Rename(filepath.Join(s.dir, nextName), path); err != nil {
+			f.Close()
+			f = nil
+		} else {
+			limit = spoolSegmentMax
+		}
+	default:
+	}
+	if f == nil {
+		var err error
+		if f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
+			return fmt.Errorf("audit: spool: %w", err)
+		}
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		return err
+	}
+	if s.f != nil {
+		s.f.Close()
+	}
+	s.f, s.start, s.end, s.limit = f, start, start, limit
+	return nil
+}
+
+// write appends buf (whole encoded records) and makes it durable; s.end
+// is then the position after it. On failure nothing of the write is
+// counted: the segment is cut back to where it was, and if
+// that fails too the spool refuses further writes.
+func (s *spool) write(buf []byte) error {
+	if s.f == nil {
+		return errors.New("audit: the spool is closed after a failed write")
+	}
+	if _, err := s.f.Write(buf); err != nil {
+		s.fail()
+		return fmt.Errorf("audit: spool: write: %w", err)
+	}
+	if err := syscall.Fdatasync(int(s.f.Fd())); err != nil {
+		s.fail()
+		return fmt.Errorf("audit: spool: flush: %w", err)
+	}
+	s.end += int64(len(buf))
+	if s.end-s.start >= s.limit/2 {
+		select {
+		case s.want <- struct{}{}:
+		default:
+		}
+	}
+	if s.end-s.start >= s.limit {
+		if err := s.newSegment(s.end); err != nil {
+			// The records are durable; the next write fails instead.
+			s.f.Close()
+			s.f = nil
+		}
+	}
+	return nil
+}
+
+// fail puts the write position back after a failed write so that the
+// next write starts at a record boundary (what the failed write left there
+// does not decode, or is overwritten); when it cannot, the spool takes no
+// more.
+func (s *spool) fail() {
+	if _, err := s.f.Seek(s.end-s.start, io.SeekStart); err == nil {
+		return
+	}
+	s.f.Close()
+	s.f = nil
+}
+
+// trim deletes the segments every record of which is before position
+// moved (moved into the log), never the last one. It runs on the mover,
+// beside the committer's writes.
+func (s *spool) trim(moved int64) error {
+	segs, err := s.segments()
+	if err != nil {
+		return err
+	}
+	for i, start := range segs {
+		// Never the last: the committer appends to it (and reads of
+		// s.start would race with its rotation).
+		if i+1 >= len(segs) || segs[i+1] > moved {
+			break
+		}
+		if err := os.Remove(s.segmentPath(start)); err != nil {
+			return fmt.Errorf("audit: spool: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *spool) close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.prepared
+	select {
+	case f := <-s.next:
+		f.Close()
+	default:
+	}
+	var err error
+	if s.f != nil {
+		err = s.f.Close()
+		s.f = nil
+	}
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+		s.lock = nil
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("audit: spool: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("audit: spool: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// encodeRecord appends the record of rows (one Record or RecordAll) to
+// dst: header and payload.
+func encodeRecord(dst []byte, rows []*store.AuditEntry) []byte {
+	at := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = binary.AppendUvarint(dst, uint64(len(rows)))
+	for _, r := range rows {
+		dst = binary.AppendVarint(dst, r.Time)
+		for _, f := range [...]string{r.User, r.Role, r.Org, r.Client, strings.Join(r.Patients, " "),
+			r.Action, r.Outcome, strings.Join(r.Flags, " ")} {
+			dst = binary.AppendUvarint(dst, uint64(len(f)))
+			dst = append(dst, f...)
+		}
+		if r.Restricted {
+			dst = append(dst, 1)
+		} else {
+			dst = append(dst, 0)
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(r.Event)))
+		dst = append(dst, r.Event...)
+	}
+	payload := dst[at+8:]
+	binary.LittleEndian.PutUint32(dst[at:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(dst[at+4:], crc32.Checksum(payload, castagnoli))
+	return dst
+}
+
+// decodeRecord reads the record at the start of b: its entries and its
+// length with the header.
+func decodeRecord(b []byte) ([]*store.AuditEntry, int, error) {
+	if len(b) < 8 {
+		return nil, 0, errors.New("short record header")
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if n > spoolRecordMax || int64(n) > int64(len(b)-8) {
+		return nil, 0, fmt.Errorf("record of %d bytes past the end", n)
+	}
+	payload := b[8 : 8+n]
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+		return nil, 0, errors.New("checksum mismatch")
+	}
+	d := decoder{b: payload}
+	count := d.uvarint()
+	if d.err == nil && count > uint64(len(payload)) {
+		d.err = errors.New("bad entry count")
+	}
+	var rows []*store.AuditEntry
+	for i := uint64(0); i < count && d.err == nil; i++ {
+		r := &store.AuditEntry{Time: d.varint()}
+		r.User, r.Role, r.Org, r.Client = d.str(), d.str(), d.str(), d.str()
+		r.Patients = store.SplitAuditList(d.str())
+		r.Action, r.Outcome = d.str(), d.str()
+		r.Flags = store.SplitAuditList(d.str())
+		r.Restricted = d.byte() == 1
+		r.Event = []byte(d.str())
+		rows = append(rows, r)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errors.New("bytes after the last entry")
+	}
+	if d.err != nil {
+		return nil, 0, d.err
+	}
+	return rows, 8 + int(n), nil
+}
+
+// decoder reads a record's payload; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("bad number")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errors.New("bad number")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errors.New("field past the end")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.err = errors.New("field past the end")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
