@@ -82,10 +82,10 @@ const (
 	// moveMax bounds the entries of one transaction of the mover.
 	moveMax = 1024
 	// maxBacklog is how many spooled entries may wait for the mover
-	// before Record fails closed: the log's store is down or far behind,
-	// and the spool must not grow without bound while nothing can be
-	// searched or checkpointed.
-	maxBacklog = 16384
+	// before Record waits for it (backpressure), or, while its moves fail,
+	// fails closed: the spool must not grow without bound while nothing
+	// can be searched or checkpointed.
+	maxBacklog = 8 * moveMax
 	// CheckpointEvery is how often the node signs a checkpoint while the
 	// log grows (issue 7: at least every minute).
 	CheckpointEvery = time.Minute
@@ -174,9 +174,10 @@ func open(ctx context.Context, st store.Store, dataDir string, logger *slog.Logg
 // (spool.go), written and flushed together with the entries of concurrent
 // calls (group commit), and sets e.Time to the microsecond as stored. The
 // mover then appends it to the log's tree and indexes and sets e.Index;
-// Flush, or any read of the log, waits for that. When the write fails
-// every caller of the batch gets the error, EUnavailable, as does every
-// caller while the spool is not writable or the mover is far behind. A
+// Flush, or any read of the log, waits for that. While the mover is far
+// behind, Record waits for it. When the write fails every caller of the
+// batch gets the error, EUnavailable, as does every caller while the spool
+// is not writable, or while the store is down and the mover far behind. A
 // patient id that cannot be an id (empty, over 64 characters, with white
 // space) is EInvalid and nothing is recorded; an unknown action or
 // outcome, a flag with white space or an Event that is not a JSON object
@@ -204,8 +205,8 @@ func (l *Log) RecordAll(ctx context.Context, es []*Entry) error {
 	if err := ctx.Err(); err != nil {
 		return fhir.Errorf(fhir.EUnavailable, "", "audit: %v", err)
 	}
-	if l.pendingN.Load() >= maxBacklog {
-		return fhir.Errorf(fhir.EUnavailable, "", "the audit log's store is not keeping up: %d entries wait to be moved into it", l.pendingN.Load())
+	if err := l.backpressure(ctx); err != nil {
+		return err
 	}
 	p := &pending{es: es, rows: rows, rec: encodeRecord(nil, rows), done: make(chan struct{})}
 	l.mu.RLock()
@@ -229,6 +230,31 @@ func (l *Log) RecordAll(ctx context.Context, es []*Entry) error {
 	}
 	for i, e := range es {
 		e.Time = time.UnixMicro(rows[i].Time).UTC()
+	}
+	return nil
+}
+
+// backpressure holds a caller while maxBacklog entries wait for the
+// mover, until it has moved some: a node recording faster than its store
+// takes the entries slows down rather than letting the spool grow. While
+// the moves fail (the store is down) it refuses at once: fail closed.
+func (l *Log) backpressure(ctx context.Context) error {
+	for l.pendingN.Load() >= maxBacklog {
+		l.mvMu.Lock()
+		err, ch := l.mvErr, l.movedCh
+		l.mvMu.Unlock()
+		if err != nil {
+			fe := fhir.Errorf(fhir.EUnavailable, "", "the audit log's store is unavailable and %d entries wait for it", l.pendingN.Load())
+			fe.Err = err
+			return fe
+		}
+		select {
+		case <-ch:
+		case <-l.moverDone:
+			return fhir.Errorf(fhir.EUnavailable, "", "the audit log is closed")
+		case <-ctx.Done():
+			return fhir.Errorf(fhir.EUnavailable, "", "audit: %v", ctx.Err())
+		}
 	}
 	return nil
 }

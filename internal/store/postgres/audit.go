@@ -60,20 +60,40 @@ func (a *auditTx) Hashes(ctx context.Context, ids []int64) ([][]byte, error) {
 }
 
 func (a *auditTx) Append(ctx context.Context, entries []*store.AuditEntry, firstHash int64, hashes [][]byte) error {
-	b := &pgx.Batch{}
+	// Each table's rows in one statement of arrays (unnest): a statement
+	// per entry made the audit mover's transactions of a thousand entries
+	// cost 3.5 times as much per entry as SQLite's.
+	n := len(entries)
+	var (
+		idx, tm                                                 = make([]int64, n), make([]int64, n)
+		user, role, org, client, patients, action, outcome, flg = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		restricted                                              = make([]bool, n)
+		event                                                   = make([][]byte, n)
+		pPatient                                                []string
+		pIdx                                                    []int64
+		pRestricted                                             []bool
+	)
 	for i, e := range entries {
 		if e.Index != a.size+int64(i) {
 			return fhir.Internal(fmt.Errorf("postgres: audit entry appended at %d, the log's next index is %d", e.Index, a.size+int64(i)))
 		}
-		b.Queue(`INSERT INTO audit_entries
-			(idx, time, who_user, who_role, who_org, who_client, patients, action, outcome, flags, restricted, event)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			e.Index, e.Time, e.User, e.Role, e.Org, e.Client, strings.Join(e.Patients, " "),
-			e.Action, e.Outcome, strings.Join(e.Flags, " "), e.Restricted, e.Event)
+		idx[i], tm[i], user[i], role[i], org[i], client[i] = e.Index, e.Time, e.User, e.Role, e.Org, e.Client
+		patients[i], action[i], outcome[i], flg[i] = strings.Join(e.Patients, " "), e.Action, e.Outcome, strings.Join(e.Flags, " ")
+		restricted[i], event[i] = e.Restricted, e.Event
 		for _, p := range e.Patients {
-			b.Queue(`INSERT INTO audit_patients (patient, idx, restricted) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-				p, e.Index, e.Restricted)
+			pPatient, pIdx, pRestricted = append(pPatient, p), append(pIdx, e.Index), append(pRestricted, e.Restricted)
 		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO audit_entries
+		(idx, time, who_user, who_role, who_org, who_client, patients, action, outcome, flags, restricted, event)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::boolean[], $12::bytea[])`,
+		idx, tm, user, role, org, client, patients, action, outcome, flg, restricted, event)
+	if len(pPatient) > 0 {
+		b.Queue(`INSERT INTO audit_patients (patient, idx, restricted)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::boolean[]) ON CONFLICT DO NOTHING`,
+			pPatient, pIdx, pRestricted)
 	}
 	ids := make([]int64, len(hashes))
 	for i := range hashes {
