@@ -309,3 +309,31 @@ func TestSecondProcessOnADataDirectorySignsButRecordsNothing(t *testing.T) {
 		t.Errorf("the node's own Record: %v", err)
 	}
 }
+
+// TestRecordWaitsForABusyMover: with the mover far behind but its store
+// well, Record waits for it rather than failing, and every entry lands.
+func TestRecordWaitsForABusyMover(t *testing.T) {
+	for _, b := range backend.ForTests(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			l, st, _ := openLog(t, b)
+			many := make([]*audit.Entry, audit.MaxBacklog)
+			for i := range many {
+				many[i] = entry(fmt.Sprintf("bulk-%d", i), "A81001", []string{"p3"})
+			}
+			if err := l.RecordAll(ctx, many); err != nil {
+				t.Fatal(err)
+			}
+			// The backlog is at its bound now: this one waits for a move.
+			if err := l.Record(ctx, entry("next", "A81001", []string{"p4"})); err != nil {
+				t.Fatalf("Record behind a full backlog: %v, want it to wait and succeed", err)
+			}
+			if err := l.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := st.(store.AuditStore).AuditSize(ctx); err != nil || n != int64(audit.MaxBacklog+1) {
+				t.Errorf("log size %d (%v), want %d", n, err, audit.MaxBacklog+1)
+			}
+		})
+	}
+}
