@@ -288,7 +288,22 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, p *auth.Prin
 			return r, false
 		}
 	}
-	r = r.WithContext(context.WithValue(engine.WithAccess(ctx, readFilter), callerKey{}, c))
+	actx := engine.WithAccess(ctx, readFilter)
+	if op == opBundle {
+		// Its reads by id (read, vread, instance history) are decided as
+		// the same requests alone would be: with the caller's read
+		// permission, not their search permission.
+		byID, err := dec.FilterFor(ctx, c, access.OpRead, narrow)
+		if err != nil {
+			if !fhir.IsKind(err, fhir.EForbidden) {
+				h.fail(w, r, err)
+				return r, false
+			}
+			byID = &store.Filter{}
+		}
+		actx = engine.WithReadAccess(actx, byID)
+	}
+	r = r.WithContext(context.WithValue(actx, callerKey{}, c))
 	if op == opBundle || op == access.OpCreate || op == access.OpUpdate || op == access.OpDelete {
 		// A bundle's filter may have been too wide to send (see above):
 		// then its conditional entries have nothing to match against.

@@ -33,7 +33,7 @@ func (e *Engine) History(ctx context.Context, typ, id string, q url.Values) (fhi
 			return nil, err
 		}
 	}
-	if accessFilter(ctx) != nil && id != "" {
+	if readAccessFilter(ctx) != nil && id != "" {
 		// Under an access filter (WithAccess) the current version decides
 		// visibility; type and system history are filtered the same way
 		// below (access_history.go).

@@ -47,7 +47,7 @@ type searcher interface {
 
 // visibleIn is visible, asking s.
 func visibleIn(ctx context.Context, s searcher, typ, id string) error {
-	f := accessFilter(ctx)
+	f := readAccessFilter(ctx)
 	if f == nil {
 		return nil
 	}

@@ -60,6 +60,26 @@ func accessFilter(ctx context.Context) *store.Filter {
 	return f
 }
 
+type readAccessKey struct{}
+
+// WithReadAccess returns a context whose reads by id (read, vread and
+// instance history, in a bundle or not) see only what f lets through,
+// whatever WithAccess sets for searches: a batch's GET entries read with
+// the caller's read permission and search with their search permission,
+// as the same requests made one by one are decided.
+func WithReadAccess(ctx context.Context, f *store.Filter) context.Context {
+	return context.WithValue(ctx, readAccessKey{}, f)
+}
+
+// readAccessFilter is the filter of reads by id: WithReadAccess's when
+// set, else WithAccess's.
+func readAccessFilter(ctx context.Context) *store.Filter {
+	if f, ok := ctx.Value(readAccessKey{}).(*store.Filter); ok && f != nil {
+		return f
+	}
+	return accessFilter(ctx)
+}
+
 // Search runs a type-level (typ set) or system-level (typ "") search and
 // returns a searchset Bundle. Parameters it does not know are ignored under
 // lenient handling (the default) and reported in an OperationOutcome entry
