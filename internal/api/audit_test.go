@@ -218,7 +218,7 @@ func TestAuditSearch(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"total":1`) || !strings.Contains(body, audit.FlagBreakGlass) {
 		t.Fatalf("search: %d %s", code, body)
 	}
-	for _, d := range []string{"x", "ge", "gexx", "eq2026-01-01T00:00:00Z"} {
+	for _, d := range []string{"x", "ge", "gexx", "ne2026-01-01T00:00:00Z"} {
 		if code, body := call(t, http.MethodGet, base+"/AuditEvent?date="+d, tok, ""); code != http.StatusBadRequest {
 			t.Errorf("date=%s: %d %s", d, code, body)
 		}

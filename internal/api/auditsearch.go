@@ -213,7 +213,8 @@ const auditPageMax = 1000
 // restricted ones, a proxy with full access the same of the person they
 // name; the privacy officer and the node operator see every entry. All may
 // narrow by patient (or entity=Patient/x), agent (the user), organization
-// (ODS code) and date (ge, gt, le, lt with a year, month, day or instant);
+// (ODS code) and date (a year, month, day or instant, alone or after eq,
+// ge, gt, le, lt, sa or eb);
 // pages hold _count entries (default 100, at most 1000), newest first,
 // with a next link carrying _cursor (the entries before that index). Flags
 // are returned as meta.tag codes of each AuditEvent.
@@ -368,30 +369,35 @@ func patientParam(k, v string, bare bool) (string, error) {
 }
 
 // dateSyntax is the message of a date the audit search cannot read.
-const dateSyntax = "date must be ge, gt, le or lt followed by a year (2026), month (2026-11), day (2026-11-22) or instant with time zone (2026-11-22T09:30:00Z)"
+const dateSyntax = "date must be a year (2026), month (2026-11), day (2026-11-22) or instant with time zone (2026-11-22T09:30:00Z), alone or after eq, ge, gt, le, lt, sa or eb"
 
 // applyDate narrows aq by one date parameter. A date stands for the whole
-// period it names (FHIR search, date precision): ge 2026-11 is from the
-// first of November on, le 2026-11 up to the end of November, gt 2026-11
-// from December, lt 2026-11 before November. Dates without a time are UTC
-// days. Several dates all apply.
+// period it names (FHIR search, date precision), and an entry's time is an
+// instant: 2026-11 (or eq2026-11) is November, ge 2026-11 from the first of
+// November on, le 2026-11 up to the end of November, gt and sa 2026-11 from
+// December, lt and eb 2026-11 before November. Dates without a time are
+// UTC days. Several dates all apply. ne and ap, which are not one period,
+// are refused.
 func applyDate(aq *audit.Query, d string) error {
-	if len(d) < 3 {
-		return fhir.Invalid("date", dateSyntax)
+	prefix := "eq"
+	if len(d) >= 2 && (d[0] < '0' || d[0] > '9') {
+		prefix, d = d[:2], d[2:]
 	}
-	start, end, err := datePeriod(d[2:])
+	start, end, err := datePeriod(d)
 	if err != nil {
 		return fhir.Invalid("date", dateSyntax)
 	}
 	since, until := time.Time{}, time.Time{}
-	switch d[:2] {
+	switch prefix {
+	case "eq":
+		since, until = start, end
 	case "ge":
 		since = start
-	case "gt":
+	case "gt", "sa":
 		since = end
 	case "le":
 		until = end
-	case "lt":
+	case "lt", "eb":
 		until = start
 	default:
 		return fhir.Invalid("date", dateSyntax)

@@ -195,9 +195,10 @@ func TestAuditSearchPaging(t *testing.T) {
 	}
 }
 
-// TestAuditSearchDates: date takes ge, gt, le and lt with a year, month,
-// day or instant, each standing for its whole period (FHIR date search);
-// several dates all apply; anything else is a 400.
+// TestAuditSearchDates: date takes a year, month, day or instant, alone
+// or after eq, ge, gt, le, lt, sa or eb, each standing for its whole period
+// (FHIR date search); several dates all apply; anything else (ne and ap
+// among them) is a 400.
 func TestAuditSearchDates(t *testing.T) {
 	for _, b := range backend.ForTests(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -226,6 +227,15 @@ func TestAuditSearchDates(t *testing.T) {
 				{"ge an instant and lt a day", "ge2026-03-15T12:00:00Z&date=lt2026-04-01", []string{"2026-03-31", "2026-03-15"}},
 				{"an instant with an offset", "lt2026-01-01T01:00:00%2B01:00", []string{"2025-12-31"}},
 				{"lt the first instant finds nothing at it", "lt2025-12-31T23:59:59Z", nil},
+				{"a day alone is that day", "2026-03-15", []string{"2026-03-15"}},
+				{"eq a month is that month", "eq2026-03", []string{"2026-03-31", "2026-03-15"}},
+				{"a year alone is that year", "2025", []string{"2025-12-31"}},
+				{"eq an instant is its second", "eq2026-03-31T23:59:59Z", []string{"2026-03-31"}},
+				{"eq an instant's fraction is that fraction", "eq2026-03-31T23:59:59.5Z", []string{"2026-03-31"}},
+				{"eq a second before the fraction misses it", "eq2026-03-31T23:59:58Z", nil},
+				{"sa a month starts after its end", "sa2026-03", []string{"2026-04-01"}},
+				{"eb a year ends before it", "eb2026", []string{"2025-12-31"}},
+				{"eq a month and lt a day within it", "eq2026-03&date=lt2026-03-20", []string{"2026-03-15"}},
 			} {
 				t.Run(c.rule, func(t *testing.T) {
 					s, _ := auditGet(t, base+"/AuditEvent?agent=dr-date&date="+c.dates, tok, http.StatusOK)
@@ -238,7 +248,7 @@ func TestAuditSearchDates(t *testing.T) {
 					}
 				})
 			}
-			for _, d := range []string{"2026", "eq2026", "ge2026-13", "ge26", "ge2026-03-15T12:00:00", "ge2026-03-15T12:00Z", "sa2026", "ge"} {
+			for _, d := range []string{"ne2026", "ap2026", "xx2026", "ge2026-13", "ge26", "26", "ge2026-03-15T12:00:00", "ge2026-03-15T12:00Z", "2026-03-15T12:00:00", "ge", "e", ""} {
 				if _, body := auditGet(t, base+"/AuditEvent?date="+d, tok, http.StatusBadRequest); !strings.Contains(body, `"expression":["date"]`) {
 					t.Errorf("date=%s: %s", d, body)
 				}
