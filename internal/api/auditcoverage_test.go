@@ -100,6 +100,11 @@ func startAuditNode(t *testing.T, st store.Store) *auditNode {
 	if err := dir.CreateUser(ctx, &directory.User{Name: n.clinUser, PasswordHash: hash, Roles: []directory.Assignment{{Org: accesstest.GP1, Role: "clinician"}}}); err != nil {
 		t.Fatal(err)
 	}
+	// hana works in two roles, so her login has a second step.
+	if err := dir.CreateUser(ctx, &directory.User{Name: "hana", PasswordHash: hash, Roles: []directory.Assignment{
+		{Org: accesstest.GP1, Role: "clinician"}, {Org: accesstest.GP1, Role: "nurse"}}}); err != nil {
+		t.Fatal(err)
+	}
 	sn := &smartNode{node: an.node, redirect: "http://127.0.0.1:9/callback",
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	if err := dir.CreateClient(ctx, &directory.Client{ID: "app", Type: directory.Public, RedirectURIs: []string{sn.redirect},
@@ -537,7 +542,7 @@ func (n *auditNode) testAuthEndpoints(t *testing.T) {
 		resp, body := sn.post(t, "/auth/login", url.Values{"request": {req}, "username": {n.clinUser}, "password": {testPassword}}, "")
 		code := sn.codeFrom(t, resp, body)
 		n.secrets = append(n.secrets, code)
-		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "login", action: "E", outcome: "0", user: n.clinUser})
+		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "login", action: "E", outcome: "0", user: n.clinUser, role: "clinician", org: accesstest.GP1, client: "app"})
 
 		resp, body = sn.post(t, "/auth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {sn.redirect},
 			"code_verifier": {verifier}, "client_id": {"app"}}, "")
@@ -557,12 +562,38 @@ func (n *auditNode) testAuthEndpoints(t *testing.T) {
 		}
 		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "token", action: "E", outcome: "4", client: "app"})
 	})
+	t.Run("both steps of a login with a choice of role name the user, the second the role chosen", func(t *testing.T) {
+		_, challenge := pkce()
+		req := sn.startLogin(t, challenge, "user/*.rs")
+		resp, body := sn.post(t, "/auth/login", url.Values{"request": {req}, "username": {"hana"}, "password": {testPassword}}, "")
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "nurse") {
+			t.Fatalf("first step: %d %s", resp.StatusCode, body)
+		}
+		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "login", action: "E", outcome: "0", user: "hana", client: "app"})
+		resp, body = sn.post(t, "/auth/login", url.Values{"request": {req}, "role": {accesstest.GP1 + ":nurse"}}, "")
+		n.secrets = append(n.secrets, sn.codeFrom(t, resp, body))
+		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "login", action: "E", outcome: "0", user: "hana", role: "nurse", org: accesstest.GP1, client: "app"})
+	})
 	t.Run("logout (revocation) names whose grant ended", func(t *testing.T) {
-		resp, body := sn.post(t, "/auth/revoke", url.Values{"token": {refresh}, "client_id": {"app"}}, "")
+		// The code used twice above ended that session (and so its refresh
+		// token): log in again for a live one.
+		verifier, challenge := pkce()
+		req := sn.startLogin(t, challenge, "user/*.rs offline_access")
+		resp, body := sn.post(t, "/auth/login", url.Values{"request": {req}, "username": {n.clinUser}, "password": {testPassword}}, "")
+		code := sn.codeFrom(t, resp, body)
+		resp, body = sn.post(t, "/auth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {sn.redirect},
+			"code_verifier": {verifier}, "client_id": {"app"}}, "")
+		var tr tokenResponse
+		if err := json.Unmarshal(body, &tr); err != nil || resp.StatusCode != http.StatusOK || tr.RefreshToken == "" {
+			t.Fatalf("token: %d %s", resp.StatusCode, body)
+		}
+		n.secrets = append(n.secrets, code, verifier, tr.AccessToken, tr.RefreshToken)
+		refresh = tr.RefreshToken
+		resp, body = sn.post(t, "/auth/revoke", url.Values{"token": {refresh}, "client_id": {"app"}}, "")
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("revoke: %d %s", resp.StatusCode, body)
 		}
-		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "logout", action: "E", outcome: "0", client: "app"})
+		last(t, resp.Header.Get("X-Request-Id"), want{subtype: "logout", action: "E", outcome: "0", user: n.clinUser, role: "clinician", org: accesstest.GP1, client: "app"})
 	})
 	t.Run("a refused OpenID Connect callback is a failed login, without its code", func(t *testing.T) {
 		resp, _ := sn.get(t, "/auth/oidc/callback?state=unknown&code=SECRETOIDCCODE", "")

@@ -133,6 +133,11 @@ func (sh *smartHandler) login(w http.ResponseWriter, r *http.Request) {
 		sh.authorizeFailed(w, r, err)
 		return
 	}
+	if res.User != "" {
+		// Known from the first step on: the role step's form carries no
+		// user name, and a success names the role chosen.
+		noteOf(r).setWho(who{user: res.User, role: res.Role.Role, org: res.Role.Org, client: res.Client})
+	}
 	if res.Redirect != "" {
 		noStore(w)
 		http.Redirect(w, r, res.Redirect, http.StatusSeeOther)
@@ -233,14 +238,17 @@ func (sh *smartHandler) revoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// The entry names whose grant ends: the user and client of an access
-	// token (a refresh token is opaque: then the client that sent it).
+	// The entry names whose grant ends: the user, role and client of the
+	// access token, or of the session the refresh token belongs to (else
+	// the client that sent it).
 	n := noteOf(r)
 	n.setWho(who{client: claimedClient(f)})
 	if tok := f.Get("token"); strings.Count(tok, ".") == 2 {
 		if p, err := sh.srv.Verify(r.Context(), tok); err == nil {
 			n.setWho(who{user: p.Subject, role: p.Role, org: p.Organisation, client: p.Client})
 		}
+	} else if user, role, client, ok := sh.srv.RefreshOwner(r.Context(), tok); ok {
+		n.setWho(who{user: user, role: role.Role, org: role.Org, client: client})
 	}
 	if oerr := sh.srv.Revoke(r.Context(), caller, f); oerr != nil {
 		sh.oauthError(w, r, oerr)

@@ -174,6 +174,12 @@ type LoginResult struct {
 	Redirect string
 	Page     *LoginPage
 	Failed   bool // Page shows a failed attempt (the HTTP layer answers 401)
+	// User is the user name once the user has proved who they are (the
+	// role step and a success), for the audit entry; Role the assignment
+	// chosen, once chosen; Client the app.
+	User   string
+	Role   directory.Assignment
+	Client string
 }
 
 // loginFailed is the one message for every failed login: it never says
@@ -244,7 +250,7 @@ func (s *Server) Login(ctx context.Context, f LoginForm) (*LoginResult, error) {
 		if f.Role != "" {
 			page.Error = "Choose one of your roles."
 		}
-		return &LoginResult{Page: page}, nil
+		return &LoginResult{Page: page, User: u.Name, Client: c.ID}, nil
 	}
 
 	// The request is used up whatever happens next.
@@ -255,7 +261,7 @@ func (s *Server) Login(ctx context.Context, f LoginForm) (*LoginResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &LoginResult{Redirect: redirect}, nil
+	return &LoginResult{Redirect: redirect, User: u.Name, Role: role, Client: c.ID}, nil
 }
 
 // issueCode ends a login that proved who the user is (u, in role): it

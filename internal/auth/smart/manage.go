@@ -156,3 +156,23 @@ func (s *Server) Revoke(ctx context.Context, caller *auth.Principal, form url.Va
 	}
 	return nil
 }
+
+// RefreshOwner names whose session a refresh token (current or spent)
+// belongs to: the user, the role they chose and the app, for the audit
+// entry of its revocation. ok is false when tok is no refresh token of a
+// live session.
+func (s *Server) RefreshOwner(ctx context.Context, tok string) (user string, role directory.Assignment, client string, ok bool) {
+	sid, secret, cut := strings.Cut(tok, ".")
+	if !cut || strings.Contains(secret, ".") {
+		return "", role, "", false
+	}
+	var sess session
+	v, err := s.getJSON(ctx, bucketSessions, sid, &sess)
+	if err != nil || v == 0 {
+		return "", role, "", false
+	}
+	if h := hashKey(secret); sess.Refresh != h && !slices.Contains(sess.Spent, h) {
+		return "", role, "", false
+	}
+	return sess.User, sess.Role, sess.Client, true
+}
