@@ -2,6 +2,7 @@ package access_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,8 +76,11 @@ func TestDeciderCompilesOncePerCaller(t *testing.T) {
 // TestDeciderKeepsFiltersWhileNothingChanges: with no write and no new
 // grant, a caller's filter is compiled once and reused as time passes,
 // though the caller's break-glass and self-claims are read again every ten
-// seconds; only the facts' own refresh (a minute, for grace periods
-// running out) compiles it anew.
+// seconds; the facts' own refresh (a minute, for grace periods running
+// out) reads them again and compiles the filter anew, behind the requests:
+// the decision that finds them a minute old gets the filter at hand
+// without waiting for any search, and a later one the filter compiled from
+// the new facts.
 func TestDeciderKeepsFiltersWhileNothingChanges(t *testing.T) {
 	pol, err := access.ParsePolicy(policy.Text)
 	if err != nil {
@@ -91,28 +95,144 @@ func TestDeciderKeepsFiltersWhileNothingChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := &countingStore{Store: st}
+	cs := &gatedStore{countingStore: countingStore{Store: st}}
 	d := access.New(cs, pol)
 	var now atomic.Int64
 	now.Store(start.UnixNano())
 	d.SetClock(func() time.Time { return time.Unix(0, now.Load()) })
-	decide := func(after time.Duration) int64 {
+	decide := func(after time.Duration) (*store.Filter, int64) {
+		t.Helper()
 		now.Store(start.Add(after).UnixNano())
 		before := cs.searches.Load()
-		if _, err := d.Filter(ctx, c, 'r'); err != nil {
+		f, err := d.Filter(ctx, c, 'r')
+		if err != nil {
 			t.Fatal(err)
 		}
-		return cs.searches.Load() - before
+		return f, cs.searches.Load() - before
 	}
-	if n := decide(0); n == 0 {
+	first, n := decide(0)
+	if n == 0 {
 		t.Fatal("the first decision ran no search: the test measures nothing")
 	}
 	for _, at := range []time.Duration{time.Second, 11 * time.Second, 25 * time.Second, 50 * time.Second} {
-		if n := decide(at); n != 0 {
-			t.Errorf("a decision %v later, nothing changed, ran %d searches: the filter was compiled again", at, n)
+		if f, n := decide(at); n != 0 || f != first {
+			t.Errorf("a decision %v later, nothing changed, ran %d searches (same filter: %v): the filter was compiled again", at, n, f == first)
 		}
 	}
-	if n := decide(61 * time.Second); n == 0 {
-		t.Errorf("a decision a minute later ran no search: the facts were not refreshed")
+	// A minute on, with every search of the store held: the decision does
+	// not wait for the refresh.
+	cs.hold()
+	done := make(chan *store.Filter)
+	go func() { f, _ := decide(61 * time.Second); done <- f }()
+	select {
+	case f := <-done:
+		if f != first {
+			t.Errorf("the decision that starts the refresh got another filter")
+		}
+	case <-time.After(5 * time.Second):
+		cs.release()
+		t.Fatal("the decision a minute later waited for the facts to be read again")
 	}
+	cs.release()
+	// Then the new facts are read and the filter compiled from them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, _ := decide(62 * time.Second)
+		if f != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the filter was never compiled from the refreshed facts")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if cs.searches.Load() == 0 {
+		t.Fatal("no search ran")
+	}
+}
+
+// TestDeciderSeesAWriteDuringARefreshBehind: while facts past their
+// minute are read again behind the requests, a write they depend on (the
+// person's GP registration removed) takes effect on the next decision,
+// which waits for the facts rather than decide on the old ones.
+func TestDeciderSeesAWriteDuringARefreshBehind(t *testing.T) {
+	pol, err := access.ParsePolicy(policy.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st := backend.ForTests(t)[0].Open(t)
+	start := time.Now()
+	eng := engine.New(st, engine.Config{BaseURL: "http://127.0.0.1/fhir"})
+	accesstest.Load(t, eng, start)
+	p := accesstest.Callers["gp-clinician"]
+	c, err := access.CallerOf(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &gatedStore{countingStore: countingStore{Store: st}}
+	d := access.New(cs, pol)
+	var now atomic.Int64
+	now.Store(start.UnixNano())
+	d.SetClock(func() time.Time { return time.Unix(0, now.Load()) })
+	related := func(after time.Duration) bool {
+		t.Helper()
+		now.Store(start.Add(after).UnixNano())
+		f, err := d.Filter(ctx, c, 'r')
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range f.Grants {
+			if slices.Contains(g.Patients, "alice") {
+				return true
+			}
+		}
+		return false
+	}
+	if !related(0) {
+		t.Fatal("the GP clinician is not related to alice: the test measures nothing")
+	}
+	cs.hold()
+	related(61 * time.Second) // starts the refresh behind, held
+	// alice leaves the practice.
+	if _, err := eng.Update(ctx, "Patient", "alice", []byte(`{"resourceType":"Patient","id":"alice","meta":{"source":"https://sharedcare.example/ods/`+accesstest.GP1+`"},"name":[{"family":"alice","given":["Test"]}],"gender":"female"}`), engine.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d.Changed()
+	go func() { time.Sleep(100 * time.Millisecond); cs.release() }()
+	if related(61*time.Second + time.Millisecond) {
+		t.Errorf("the decision after the write still found alice related to the practice")
+	}
+}
+
+// gatedStore is a countingStore whose searches can be held.
+type gatedStore struct {
+	countingStore
+	mu   sync.Mutex
+	gate chan struct{} // closed: searches run; nil: not held
+}
+
+func (g *gatedStore) hold() {
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gatedStore) release() {
+	g.mu.Lock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+	g.mu.Unlock()
+}
+
+func (g *gatedStore) Search(ctx context.Context, q *store.Query) (*store.Result, error) {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return g.countingStore.Search(ctx, q)
 }
