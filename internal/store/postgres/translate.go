@@ -285,6 +285,9 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 			if err := b.rowPred("d", c); err != nil {
 				return err
 			}
+			if c.Kind == store.CondToken {
+				b.spanPred("d", clauses, driver)
+			}
 		}
 		b.w(" AND ")
 		b.inTypes("d.type", types)
@@ -324,6 +327,41 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 		b.w(")")
 	}
 	return b.filterTest(a)
+}
+
+// spanPred narrows a walk of token rows x (idx_token) by the query's
+// date clauses on spanParam: a token row carries the span of its
+// resource's rows of that parameter (date_lo the earliest lo, date_hi the
+// latest hi; migration 0008), and each prefix but ne implies a bound on
+// it, tested inside the index before the resource's dates are probed.
+// From rangePred's row tests: eq and ap need a row with hi >= L and
+// lo <= H; ge a row with hi >= L (hi > H >= L, or hi >= lo >= L); gt and
+// sa one with hi > H; le one with lo <= H; lt and eb one with lo < L.
+// Each only narrows: the clause itself is still tested. A NULL span (a row
+// written before the migration reached it) is unknown, and kept.
+func (b *sqlBuilder) spanPred(x string, clauses []store.Clause, skip int) {
+	lo, hi := x+".date_lo", x+".date_hi"
+	for i, cl := range clauses {
+		if i == skip || len(cl) != 1 {
+			continue
+		}
+		c := cl[0]
+		if c.Kind != store.CondDate || c.Param != spanParam || c.Not || c.Missing != store.NotMissingTest {
+			continue
+		}
+		switch c.Prefix {
+		case store.PrefixEQ, store.PrefixAP:
+			b.w(" AND ("+lo+" IS NULL OR ("+hi+" >= ? AND "+lo+" <= ?))", c.Lo, c.Hi)
+		case store.PrefixGE:
+			b.w(" AND ("+hi+" IS NULL OR "+hi+" >= ?)", c.Lo)
+		case store.PrefixGT, store.PrefixSA:
+			b.w(" AND ("+hi+" IS NULL OR "+hi+" > ?)", c.Hi)
+		case store.PrefixLE:
+			b.w(" AND ("+lo+" IS NULL OR "+lo+" <= ?)", c.Hi)
+		case store.PrefixLT, store.PrefixEB:
+			b.w(" AND ("+lo+" IS NULL OR "+lo+" < ?)", c.Lo)
+		}
+	}
 }
 
 // idxTable is the index table of a condition kind that has rows.

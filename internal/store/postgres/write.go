@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
@@ -442,6 +443,7 @@ func clean(s string) string {
 type indexBuffer struct {
 	tokRID                                         []int64
 	tokType, tokParam, tokSystem, tokCode, tokText []string
+	tokDateLo, tokDateHi                           []int64 // the resource's "date" span (migration 0008)
 
 	strRID                               []int64
 	strType, strParam, strNorm, strExact []string
@@ -478,6 +480,7 @@ type indexBuffer struct {
 }
 
 func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
+	spanLo, spanHi := dateSpan(ix)
 	for _, r := range ix.Tokens {
 		b.tokRID = append(b.tokRID, rid)
 		b.tokType = append(b.tokType, typ)
@@ -485,6 +488,8 @@ func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
 		b.tokSystem = append(b.tokSystem, clean(r.System))
 		b.tokCode = append(b.tokCode, clean(r.Code))
 		b.tokText = append(b.tokText, clean(r.Text))
+		b.tokDateLo = append(b.tokDateLo, spanLo)
+		b.tokDateHi = append(b.tokDateHi, spanHi)
 	}
 	for _, r := range ix.Strings {
 		b.strRID = append(b.strRID, rid)
@@ -560,6 +565,22 @@ func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
 	}
 }
 
+// spanParam is the date parameter whose span token rows carry.
+const spanParam = "date"
+
+// dateSpan is the span of ix's rows of spanParam: the earliest lo and the
+// latest hi, or, with none, the empty span (largest lo, smallest hi) that
+// no date range holds (migration 0008).
+func dateSpan(ix *store.Index) (lo, hi int64) {
+	lo, hi = math.MaxInt64, math.MinInt64
+	for _, d := range ix.Dates {
+		if d.Param == spanParam {
+			lo, hi = min(lo, d.Lo), max(hi, d.Hi)
+		}
+	}
+	return lo, hi
+}
+
 // resolve replaces the placeholder rid -(i+1) of the i-th buffered create
 // by its real rid.
 func (b *indexBuffer) resolve(rids []int64) {
@@ -577,9 +598,9 @@ func (b *indexBuffer) resolve(rids []int64) {
 func (b *indexBuffer) batch() *pgx.Batch {
 	q := &pgx.Batch{}
 	if len(b.tokRID) > 0 {
-		q.Queue(`INSERT INTO idx_token (rid, type, param, system, code, text)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
-			b.tokRID, b.tokType, b.tokParam, b.tokSystem, b.tokCode, b.tokText)
+		q.Queue(`INSERT INTO idx_token (rid, type, param, system, code, text, date_lo, date_hi)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])`,
+			b.tokRID, b.tokType, b.tokParam, b.tokSystem, b.tokCode, b.tokText, b.tokDateLo, b.tokDateHi)
 	}
 	if len(b.strRID) > 0 {
 		q.Queue(`INSERT INTO idx_string (rid, type, param, norm, exact)
