@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -180,11 +181,15 @@ scan:
 // alertParam is one alert of the queue with its latest review (nil for
 // none); the review's note and reviewer only when withNote.
 func alertParam(e *audit.Entry, rv *review, withNote bool) fhir.Object {
-	parts := []any{
-		fhir.Object{"name": "entry", "valueInteger": e.Index},
-		fhir.Object{"name": "event", "valueReference": fhir.Object{"reference": "AuditEvent/" + strconv.FormatInt(e.Index, 10)}},
-		fhir.Object{"name": "at", "valueInstant": e.Time.UTC().Format(time.RFC3339Nano)},
+	var parts []any
+	// A FHIR integer is 32-bit: past that the entry is named by its event
+	// alone (a busy node records two billion entries in weeks).
+	if e.Index <= math.MaxInt32 {
+		parts = append(parts, fhir.Object{"name": "entry", "valueInteger": e.Index})
 	}
+	parts = append(parts,
+		fhir.Object{"name": "event", "valueReference": fhir.Object{"reference": "AuditEvent/" + strconv.FormatInt(e.Index, 10)}},
+		fhir.Object{"name": "at", "valueInstant": e.Time.UTC().Format(time.RFC3339Nano)})
 	for _, kv := range [][2]string{{"user", e.User}, {"role", e.Role}, {"organisation", e.Org}, {"client", e.Client}} {
 		if kv[1] != "" {
 			parts = append(parts, fhir.Object{"name": kv[0], "valueString": kv[1]})

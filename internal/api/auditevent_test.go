@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -170,4 +171,21 @@ func FuzzAuditEventJSON(f *testing.F) {
 			t.Errorf("not UTF-8: %q", e.Event)
 		}
 	})
+}
+
+// TestAlertParamPastInt32: an alert whose entry index is past a FHIR
+// integer's range is named by its event alone, never by an out-of-range
+// valueInteger.
+func TestAlertParamPastInt32(t *testing.T) {
+	for _, idx := range []int64{5, 1<<31 - 1, 1 << 31, 1 << 40} {
+		p := alertParam(&audit.Entry{Index: idx, Time: time.Unix(0, 0), User: "u", Flags: []string{audit.FlagBreakGlass}}, nil, true)
+		raw, _ := json.Marshal(p)
+		hasEntry := strings.Contains(string(raw), `"name":"entry"`)
+		if want := idx <= 1<<31-1; hasEntry != want {
+			t.Errorf("index %d: entry given %v, want %v: %s", idx, hasEntry, want, raw)
+		}
+		if !strings.Contains(string(raw), fmt.Sprintf(`"reference":"AuditEvent/%d"`, idx)) {
+			t.Errorf("index %d: no event reference: %s", idx, raw)
+		}
+	}
 }

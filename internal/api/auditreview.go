@@ -127,7 +127,9 @@ type entryReader interface {
 // recordReview answers POST /fhir/$access-alerts: the privacy officer (or
 // the operator) records the outcome of their review of an alert. The body
 // is a Parameters resource: entry (valueInteger, the alert's entry index,
-// the id of its AuditEvent), outcome (valueCode: appropriate,
+// the id of its AuditEvent) or event (valueReference AuditEvent/<index>,
+// which also names entries past a FHIR integer's range), outcome
+// (valueCode: appropriate,
 // inappropriate or escalated) and an optional note (valueString). The
 // answer, once the review's entry is durable, is the review as the queue
 // shows it.
@@ -149,14 +151,17 @@ func (h *handler) recordReview(w http.ResponseWriter, r *http.Request, p *auth.P
 	var in struct {
 		ResourceType string `json:"resourceType"`
 		Parameter    []struct {
-			Name         string          `json:"name"`
-			ValueInteger json.RawMessage `json:"valueInteger"`
-			ValueCode    *string         `json:"valueCode"`
-			ValueString  *string         `json:"valueString"`
+			Name           string          `json:"name"`
+			ValueInteger   json.RawMessage `json:"valueInteger"`
+			ValueCode      *string         `json:"valueCode"`
+			ValueString    *string         `json:"valueString"`
+			ValueReference *struct {
+				Reference string `json:"reference"`
+			} `json:"valueReference"`
 		} `json:"parameter"`
 	}
 	if json.Unmarshal(body, &in) != nil || in.ResourceType != "Parameters" {
-		h.fail(w, r, fhir.Invalid("", "send a Parameters resource with entry (valueInteger), outcome (valueCode) and note (valueString)"))
+		h.fail(w, r, fhir.Invalid("", "send a Parameters resource with entry (valueInteger) or event (valueReference), outcome (valueCode) and note (valueString)"))
 		return
 	}
 	index, outcome, note := int64(-1), "", ""
@@ -169,10 +174,28 @@ func (h *handler) recordReview(w http.ResponseWriter, r *http.Request, p *auth.P
 		}
 		seen[prm.Name] = true
 		switch prm.Name {
-		case "entry":
-			n, err := strconv.ParseInt(string(prm.ValueInteger), 10, 64)
-			if err != nil || n < 0 {
-				h.fail(w, r, fhir.Invalid(at+".valueInteger", "entry must be the alert's entry index, a non-negative valueInteger"))
+		case "entry", "event":
+			if seen["entry"] && seen["event"] {
+				h.fail(w, r, fhir.Invalid(at, "name the alert by entry or by event, not both"))
+				return
+			}
+			if prm.Name == "entry" {
+				n, err := strconv.ParseInt(string(prm.ValueInteger), 10, 64)
+				if err != nil || n < 0 {
+					h.fail(w, r, fhir.Invalid(at+".valueInteger", "entry must be the alert's entry index, a non-negative valueInteger"))
+					return
+				}
+				index = n
+				break
+			}
+			var ref string
+			if prm.ValueReference != nil {
+				ref = prm.ValueReference.Reference
+			}
+			id, ok := strings.CutPrefix(ref, "AuditEvent/")
+			n, err := strconv.ParseInt(id, 10, 64)
+			if !ok || err != nil || n < 0 || strconv.FormatInt(n, 10) != id {
+				h.fail(w, r, fhir.Invalid(at+".valueReference", "event must reference the alert's AuditEvent: AuditEvent/<index>"))
 				return
 			}
 			index = n
@@ -195,12 +218,12 @@ func (h *handler) recordReview(w http.ResponseWriter, r *http.Request, p *auth.P
 				return
 			}
 		default:
-			h.fail(w, r, fhir.Invalid(at+".name", "unknown parameter %q: use entry, outcome, note", truncate(prm.Name)))
+			h.fail(w, r, fhir.Invalid(at+".name", "unknown parameter %q: use entry (or event), outcome, note", truncate(prm.Name)))
 			return
 		}
 	}
 	if index < 0 {
-		h.fail(w, r, fhir.Invalid("Parameters.parameter", "entry is required: the index of the alert reviewed"))
+		h.fail(w, r, fhir.Invalid("Parameters.parameter", "entry (or event) is required: the alert reviewed"))
 		return
 	}
 	if outcome == "" {

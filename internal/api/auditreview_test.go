@@ -274,6 +274,9 @@ func TestAccessAlertReviewInput(t *testing.T) {
 				{"a review of a review", reviewBody(first[0].Index, "appropriate", ""), 400},
 				{"a note too long", reviewBody(alert, "appropriate", strings.Repeat("n", 4001)), 400},
 				{"an entry past the log", reviewBody(999999, "appropriate", ""), 404},
+				{"an event that is not an AuditEvent", `{"resourceType":"Parameters","parameter":[{"name":"event","valueReference":{"reference":"Patient/` + itoa(alert) + `"}},{"name":"outcome","valueCode":"appropriate"}]}`, 400},
+				{"an event whose id is not an index", `{"resourceType":"Parameters","parameter":[{"name":"event","valueReference":{"reference":"AuditEvent/0` + itoa(alert) + `"}},{"name":"outcome","valueCode":"appropriate"}]}`, 400},
+				{"both entry and event", `{"resourceType":"Parameters","parameter":[{"name":"entry","valueInteger":` + itoa(alert) + `},{"name":"event","valueReference":{"reference":"AuditEvent/` + itoa(alert) + `"}},{"name":"outcome","valueCode":"appropriate"}]}`, 400},
 				{"a bad status filter", "", 400},
 			} {
 				t.Run(c.rule, func(t *testing.T) {
@@ -289,6 +292,15 @@ func TestAccessAlertReviewInput(t *testing.T) {
 			}
 			if got, err := l.Search(ctx, audit.Query{User: "po-gp", Flagged: true}); err != nil || len(got) != 1 {
 				t.Fatalf("refused reviews were recorded: %v %d", err, len(got))
+			}
+			// The alert named by its event (entries past a FHIR integer's
+			// range have no entry number in the queue).
+			if code, body := call(t, http.MethodPost, base+"/$access-alerts", toks["gp-privacy"],
+				`{"resourceType":"Parameters","parameter":[{"name":"event","valueReference":{"reference":"AuditEvent/`+itoa(alert)+`"}},{"name":"outcome","valueCode":"escalated"}]}`); code != http.StatusOK || !strings.Contains(body, `"escalated"`) {
+				t.Fatalf("a review naming the event: %d %s", code, body)
+			}
+			if got, err := l.Search(ctx, audit.Query{User: "po-gp", Flagged: true}); err != nil || len(got) != 2 {
+				t.Fatalf("the review naming the event was not recorded: %v %d", err, len(got))
 			}
 		})
 	}
