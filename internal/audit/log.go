@@ -380,10 +380,12 @@ func (l *Log) spoolWrite(batch []*pending, buf []byte) error {
 		n += len(p.rows)
 	}
 	l.mvMu.Lock()
+	// Counted before the mover can see them, so that its subtraction
+	// never runs ahead of the count.
+	l.pendingN.Add(int64(n))
 	l.backlog = append(l.backlog, batch...)
 	l.spooledEnd = pos
 	l.mvMu.Unlock()
-	l.pendingN.Add(int64(n))
 	select {
 	case l.mvKick <- struct{}{}:
 	default:
