@@ -449,6 +449,9 @@ func (l *Log) mover() {
 				l.backlog = nil // let go of the moved entries
 			}
 			l.moved = batch[len(batch)-1].end
+			// Before the waiters wake: backpressure rereads the count
+			// when woken, and no other wake-up follows an emptied backlog.
+			l.pendingN.Add(-int64(entries))
 		}
 		close(l.movedCh)
 		l.movedCh = make(chan struct{})
@@ -468,7 +471,6 @@ func (l *Log) mover() {
 			continue
 		}
 		pause = 100 * time.Millisecond
-		l.pendingN.Add(-int64(entries))
 		l.moves.Add(1)
 		if err := l.sp.trim(moved); err != nil {
 			l.logger.Error("audit: deleting moved spool segments failed", "err", err)
