@@ -321,6 +321,9 @@ func TestRecordAllKeepsEntriesTogether(t *testing.T) {
 			}
 			close(stop)
 			wg.Wait()
+			if err := l.Flush(ctx); err != nil { // the others' entries, moved
+				t.Fatal(err)
+			}
 
 			size, err := st.(store.AuditStore).AuditSize(ctx)
 			if err != nil {
@@ -329,6 +332,9 @@ func TestRecordAllKeepsEntriesTogether(t *testing.T) {
 			bad := []*audit.Entry{entry("u", "A81001", []string{"p3"}), entry("u", "A81001", []string{"not an id"})}
 			if err := l.RecordAll(ctx, bad); !fhir.IsKind(err, fhir.EInvalid) {
 				t.Fatalf("RecordAll with an invalid patient id: %v", err)
+			}
+			if err := l.Flush(ctx); err != nil {
+				t.Fatal(err)
 			}
 			if after, _ := st.(store.AuditStore).AuditSize(ctx); after != size {
 				t.Fatalf("an invalid RecordAll changed the size from %d to %d", size, after)
