@@ -120,6 +120,10 @@ func serveStore(ctx context.Context, cfg config.Config, st store.Store, log *slo
 			log.Error("closing the audit log", "error", err)
 		}
 	}()
+	if !auditLog.Recording() {
+		// Every request would be refused: say so now rather than serve 503s.
+		return fmt.Errorf("another node is running on the data directory %s (it holds the audit spool): one node to a data directory", cfg.DataDir)
+	}
 	handler := api.Audited(api.NewWithAccess(service{Engine: eng, Service: index, st: st}, authority, access.New(st, pol), cfg, log), auditLog, cfg.BaseURL)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -316,6 +316,29 @@ func TestKillLosesNoAcknowledgedCreate(t *testing.T) {
 // auditedPatient finds the Patient ids an AuditEvent names.
 var auditedPatient = regexp.MustCompile(`"Patient/([A-Za-z0-9.-]{1,64})`)
 
+// TestSecondNodeOnADataDirectoryIsRefused: a second serve on a data
+// directory whose node runs (and holds its audit spool) exits at once with
+// a message saying why, rather than answer every request with a 503; the
+// first node goes on serving.
+func TestSecondNodeOnADataDirectoryIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the real binary")
+	}
+	bin := sharedcareBinary(t)
+	dir := t.TempDir()
+	first := startServe(t, bin, "--data", dir, "--addr", freeAddr(t))
+	cmd := exec.Command(bin, "serve", "--data", dir, "--addr", freeAddr(t))
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another node is running on the data directory") {
+		t.Fatalf("second serve: %v\n%s", err, out)
+	}
+	resp, err := http.Get(strings.TrimSuffix(first.base, "/fhir") + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the first node after the second was refused: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
 // TestGracefulShutdown checks that SIGTERM stops the server cleanly (exit
 // code 0) after answering, and that bad usage exits with 2.
 func TestGracefulShutdown(t *testing.T) {

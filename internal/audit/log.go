@@ -478,6 +478,11 @@ func (l *Log) mover() {
 	}
 }
 
+// Recording reports whether this log can record: false when another
+// process holds the data directory's spool (an admin command opened it
+// beside a running node), when Record always fails.
+func (l *Log) Recording() bool { return l.sp != nil }
+
 // Flush waits until every entry acknowledged before the call is in the
 // log (moved from the spool): its Index set, and found by searches,
 // proofs and checkpoints. It fails when the move fails.
