@@ -82,27 +82,12 @@ func TestDeciderCompilesOncePerCaller(t *testing.T) {
 // without waiting for any search, and a later one the filter compiled from
 // the new facts.
 func TestDeciderKeepsFiltersWhileNothingChanges(t *testing.T) {
-	pol, err := access.ParsePolicy(policy.Text)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	st := backend.ForTests(t)[0].Open(t)
-	start := time.Now()
-	accesstest.Load(t, engine.New(st, engine.Config{BaseURL: "http://127.0.0.1/fhir"}), start)
-	p := accesstest.Callers["gp-clinician"]
-	c, err := access.CallerOf(&p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := &gatedStore{countingStore: countingStore{Store: st}}
-	d := access.New(cs, pol)
-	var now atomic.Int64
-	now.Store(start.UnixNano())
-	d.SetClock(func() time.Time { return time.Unix(0, now.Load()) })
+	cl := newClocked(t)
+	d, cs, c := cl.d, cl.cs, cl.c
 	decide := func(after time.Duration) (*store.Filter, int64) {
 		t.Helper()
-		now.Store(start.Add(after).UnixNano())
+		cl.at(after)
 		before := cs.searches.Load()
 		f, err := d.Filter(ctx, c, 'r')
 		if err != nil {
@@ -156,28 +141,12 @@ func TestDeciderKeepsFiltersWhileNothingChanges(t *testing.T) {
 // person's GP registration removed) takes effect on the next decision,
 // which waits for the facts rather than decide on the old ones.
 func TestDeciderSeesAWriteDuringARefreshBehind(t *testing.T) {
-	pol, err := access.ParsePolicy(policy.Text)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	st := backend.ForTests(t)[0].Open(t)
-	start := time.Now()
-	eng := engine.New(st, engine.Config{BaseURL: "http://127.0.0.1/fhir"})
-	accesstest.Load(t, eng, start)
-	p := accesstest.Callers["gp-clinician"]
-	c, err := access.CallerOf(&p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := &gatedStore{countingStore: countingStore{Store: st}}
-	d := access.New(cs, pol)
-	var now atomic.Int64
-	now.Store(start.UnixNano())
-	d.SetClock(func() time.Time { return time.Unix(0, now.Load()) })
+	cl := newClocked(t)
+	d, cs, c, eng := cl.d, cl.cs, cl.c, cl.eng
 	related := func(after time.Duration) bool {
 		t.Helper()
-		now.Store(start.Add(after).UnixNano())
+		cl.at(after)
 		f, err := d.Filter(ctx, c, 'r')
 		if err != nil {
 			t.Fatal(err)
@@ -204,6 +173,40 @@ func TestDeciderSeesAWriteDuringARefreshBehind(t *testing.T) {
 		t.Errorf("the decision after the write still found alice related to the practice")
 	}
 }
+
+// clocked is a decider over the access fixture, its searches counted and
+// holdable, on a clock the test moves; c is the GP clinician.
+type clocked struct {
+	d     *access.Decider
+	cs    *gatedStore
+	c     *access.Caller
+	eng   *engine.Engine
+	start time.Time
+	now   atomic.Int64
+}
+
+func newClocked(t *testing.T) *clocked {
+	t.Helper()
+	pol, err := access.ParsePolicy(policy.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := backend.ForTests(t)[0].Open(t)
+	cl := &clocked{start: time.Now(), eng: engine.New(st, engine.Config{BaseURL: "http://127.0.0.1/fhir"})}
+	accesstest.Load(t, cl.eng, cl.start)
+	p := accesstest.Callers["gp-clinician"]
+	if cl.c, err = access.CallerOf(&p); err != nil {
+		t.Fatal(err)
+	}
+	cl.cs = &gatedStore{countingStore: countingStore{Store: st}}
+	cl.d = access.New(cl.cs, pol)
+	cl.now.Store(cl.start.UnixNano())
+	cl.d.SetClock(func() time.Time { return time.Unix(0, cl.now.Load()) })
+	return cl
+}
+
+// at sets the clock to after past the start.
+func (cl *clocked) at(after time.Duration) { cl.now.Store(cl.start.Add(after).UnixNano()) }
 
 // gatedStore is a countingStore whose searches can be held.
 type gatedStore struct {

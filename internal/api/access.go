@@ -273,14 +273,10 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		// with filters narrowed to the resource.
 		readFilter = &store.Filter{}
 	case opBundle:
-		// A bundle's GET entries see what a search would; when that is
-		// more than the database can take, they see nothing (fail closed).
-		if readFilter, err = dec.FilterFor(ctx, c, access.OpSearch, narrow); err != nil {
-			if !fhir.IsKind(err, fhir.EForbidden) {
-				h.fail(w, r, err)
-				return r, false
-			}
-			readFilter = &store.Filter{}
+		// A bundle's searches see what the search alone would.
+		if readFilter, err = bundleFilter(ctx, dec, c, access.OpSearch, narrow); err != nil {
+			h.fail(w, r, err)
+			return r, false
 		}
 	default:
 		if readFilter, err = dec.FilterFor(ctx, c, readOp(op), narrow); err != nil {
@@ -293,13 +289,10 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		// Its reads by id (read, vread, instance history) are decided as
 		// the same requests alone would be: with the caller's read
 		// permission, not their search permission.
-		byID, err := dec.FilterFor(ctx, c, access.OpRead, narrow)
+		byID, err := bundleFilter(ctx, dec, c, access.OpRead, narrow)
 		if err != nil {
-			if !fhir.IsKind(err, fhir.EForbidden) {
-				h.fail(w, r, err)
-				return r, false
-			}
-			byID = &store.Filter{}
+			h.fail(w, r, err)
+			return r, false
 		}
 		actx = engine.WithReadAccess(actx, byID)
 	}
@@ -325,6 +318,18 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, p *auth.Prin
 		}
 	}
 	return r, true
+}
+
+// bundleFilter is the filter a bundle's GET entries of interaction op see.
+// A refusal (a caller allowed nothing of op, or a view more than the
+// database can take) is a filter that lets nothing through, not an error:
+// those entries are each the 404 of a missing resource (fail closed).
+func bundleFilter(ctx context.Context, dec *access.Decider, c *access.Caller, op rune, narrow access.Narrow) (*store.Filter, error) {
+	f, err := dec.FilterFor(ctx, c, op, narrow)
+	if fhir.IsKind(err, fhir.EForbidden) {
+		return &store.Filter{}, nil
+	}
+	return f, err
 }
 
 // opBundle marks a batch or transaction: each entry is decided.

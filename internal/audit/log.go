@@ -402,6 +402,10 @@ func (l *Log) mover() {
 	defer close(l.moverDone)
 	stopping := false
 	pause := 100 * time.Millisecond
+	// No segment is shorter than spoolFirstMax, so none can have been
+	// moved past since the last look until the log has moved that far:
+	// the directory is not listed on every move.
+	var trimmed int64
 	for {
 		l.mvMu.Lock()
 		n := len(l.backlog)
@@ -472,8 +476,12 @@ func (l *Log) mover() {
 		}
 		pause = 100 * time.Millisecond
 		l.moves.Add(1)
-		if err := l.sp.trim(moved); err != nil {
-			l.logger.Error("audit: deleting moved spool segments failed", "err", err)
+		if moved-trimmed >= spoolFirstMax {
+			if err := l.sp.trim(moved); err != nil {
+				l.logger.Error("audit: deleting moved spool segments failed", "err", err)
+			} else {
+				trimmed = moved
+			}
 		}
 	}
 }
