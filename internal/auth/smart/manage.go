@@ -135,17 +135,11 @@ func (s *Server) Revoke(ctx context.Context, caller *auth.Principal, form url.Va
 		}
 		return nil
 	}
-	sid, secret, ok := strings.Cut(tok, ".")
-	if !ok {
-		return nil
-	}
-	var sess session
-	v, err := s.getJSON(ctx, bucketSessions, sid, &sess)
+	sid, sess, err := s.refreshSession(ctx, tok)
 	if err != nil {
 		return serverErr(err)
 	}
-	h := hashKey(secret)
-	if v == 0 || sess.Refresh != h && !slices.Contains(sess.Spent, h) {
+	if sess == nil {
 		return nil
 	}
 	if !all && sess.Client != client {
@@ -157,21 +151,31 @@ func (s *Server) Revoke(ctx context.Context, caller *auth.Principal, form url.Va
 	return nil
 }
 
+// refreshSession finds the live session a refresh token (current or
+// spent) belongs to: nil when tok is none.
+func (s *Server) refreshSession(ctx context.Context, tok string) (string, *session, error) {
+	sid, secret, ok := strings.Cut(tok, ".")
+	if !ok {
+		return "", nil, nil
+	}
+	var sess session
+	v, err := s.getJSON(ctx, bucketSessions, sid, &sess)
+	if err != nil {
+		return "", nil, err
+	}
+	if h := hashKey(secret); v == 0 || sess.Refresh != h && !slices.Contains(sess.Spent, h) {
+		return "", nil, nil
+	}
+	return sid, &sess, nil
+}
+
 // RefreshOwner names whose session a refresh token (current or spent)
 // belongs to: the user, the role they chose and the app, for the audit
 // entry of its revocation. ok is false when tok is no refresh token of a
 // live session.
 func (s *Server) RefreshOwner(ctx context.Context, tok string) (user string, role directory.Assignment, client string, ok bool) {
-	sid, secret, cut := strings.Cut(tok, ".")
-	if !cut || strings.Contains(secret, ".") {
-		return "", role, "", false
-	}
-	var sess session
-	v, err := s.getJSON(ctx, bucketSessions, sid, &sess)
-	if err != nil || v == 0 {
-		return "", role, "", false
-	}
-	if h := hashKey(secret); sess.Refresh != h && !slices.Contains(sess.Spent, h) {
+	_, sess, err := s.refreshSession(ctx, tok)
+	if err != nil || sess == nil {
 		return "", role, "", false
 	}
 	return sess.User, sess.Role, sess.Client, true
