@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -242,16 +243,17 @@ func (s *spool) recover(from int64) ([]spooled, error) {
 		if err != nil {
 			return nil, fmt.Errorf("audit: spool: %w", err)
 		}
-		data, err := io.ReadAll(f)
+		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("audit: spool: read %s: %w", path, err)
+			return nil, fmt.Errorf("audit: spool: %w", err)
 		}
+		size := fi.Size()
 		off := int64(0)
 		if from > start {
 			off = from - start
 		}
-		if off > int64(len(data)) {
+		if off > size {
 			if !last {
 				f.Close()
 				return nil, fmt.Errorf("audit: spool: %s ends before position %d", path, from)
@@ -264,11 +266,18 @@ func (s *spool) recover(from int64) ([]spooled, error) {
 			}
 			break
 		}
-		for off < int64(len(data)) {
+		// Read from the position on, record by record: not the moved
+		// records before it, nor the zeroes after the last.
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("audit: spool: %w", err)
+		}
+		br := bufio.NewReaderSize(f, 256<<10)
+		for off < size {
 			if !last && start+off == segs[i+1] {
 				break // the rest is zeroes, or a torn write the next segment followed
 			}
-			rows, n, err := decodeRecord(data[off:])
+			rows, n, err := readRecord(br, size-off)
 			if err != nil {
 				if !last {
 					f.Close()
@@ -292,7 +301,7 @@ func (s *spool) recover(from int64) ([]spooled, error) {
 				return nil, fmt.Errorf("audit: spool: %w", err)
 			}
 			s.f, s.start, s.end, s.limit = f, start, start+off, spoolFirstMax
-			if int64(len(data)) >= spoolSegmentMax {
+			if size >= spoolSegmentMax {
 				s.limit = spoolSegmentMax
 			}
 		} else {
@@ -467,6 +476,25 @@ func encodeRecord(dst []byte, rows []*store.AuditEntry) []byte {
 	binary.LittleEndian.PutUint32(dst[at:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(dst[at+4:], crc32.Checksum(payload, castagnoli))
 	return dst
+}
+
+// readRecord reads the next record from r, of which at most left bytes
+// remain in the segment: its entries and its length with the header.
+func readRecord(r io.Reader, left int64) ([]*store.AuditEntry, int, error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, 0, errors.New("short record header")
+	}
+	n := int64(binary.LittleEndian.Uint32(hdr[:]))
+	if n > spoolRecordMax || n > left-8 {
+		return nil, 0, fmt.Errorf("record of %d bytes past the end", n)
+	}
+	b := make([]byte, 8+n)
+	copy(b, hdr[:])
+	if _, err := io.ReadFull(r, b[8:]); err != nil {
+		return nil, 0, errors.New("short record")
+	}
+	return decodeRecord(b)
 }
 
 // decodeRecord reads the record at the start of b: its entries and its
