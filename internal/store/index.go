@@ -139,6 +139,29 @@ type Compartment struct {
 	ID   string
 }
 
+// Access returns what the access filter (Filter) tests of a resource
+// besides its compartments and type: its meta.source (the "_source" URI
+// row; ok false without one) and whether it carries any security label
+// (a "_security" Token row). A backend may keep both on the resource's
+// own row, so that a filtered search tests them on the row it has already
+// read instead of probing the index tables for every candidate (the SQLite
+// store does).
+func (ix *Index) Access() (source string, ok, labelled bool) {
+	for i := range ix.URIs {
+		if ix.URIs[i].Param == "_source" {
+			source, ok = ix.URIs[i].Value, true
+			break
+		}
+	}
+	for i := range ix.Tokens {
+		if ix.Tokens[i].Param == "_security" {
+			labelled = true
+			break
+		}
+	}
+	return source, ok, labelled
+}
+
 // Reindexer is implemented by a backend's Tx that can replace the index rows
 // of a resource's current version without writing a new version, for
 // `sharedcare reindex` after the indexer changes. Reindex returns EConflict

@@ -38,24 +38,22 @@ func (b *sqlBuilder) filterTest(a string) error {
 	return nil
 }
 
-// writeFilter writes the SQL of filterTest.
+// writeFilter writes the SQL of filterTest. A resource's source and
+// whether it has security labels are columns of its resources row
+// (migrations/0006), tested on the row the query has already read; only a
+// labelled resource's labels are probed.
 func (b *sqlBuilder) writeFilter(a string, f *store.Filter) {
 	if len(f.Grants) == 0 {
 		b.w(" AND 0")
 		return
 	}
 	// See store.Filter.Shape: the people every grant requires are tested
-	// once, and when every grant requires a source, the source row is found
-	// once with each grant's test made on it.
-	common, sourced := f.Shape()
+	// once.
+	common, _ := f.Shape()
 	if common != nil {
 		b.patientsTest(a, common)
 	}
-	if sourced {
-		b.w(" AND EXISTS (SELECT 1 FROM idx_uri WHERE " + rowsOf("key", a) + " AND +param = '_source' AND (")
-	} else {
-		b.w(" AND (")
-	}
+	b.w(" AND (")
 	for i, g := range f.Grants {
 		if i > 0 {
 			b.w(" OR ")
@@ -79,19 +77,13 @@ func (b *sqlBuilder) writeFilter(a string, f *store.Filter) {
 			if len(g.Sources) == 0 {
 				b.w(" AND 0")
 			} else {
-				if !sourced {
-					b.w(" AND EXISTS (SELECT 1 FROM idx_uri WHERE " + rowsOf("key", a) + " AND +param = '_source'")
-				}
 				b.w(" AND (")
-				b.sourcesTest(g.Sources)
+				b.sourcesTest(a+".source", g.Sources)
 				b.w(")")
-				if !sourced {
-					b.w(")")
-				}
 			}
 		}
 		if len(g.DenyLabels) > 0 {
-			b.w(" AND NOT EXISTS (SELECT 1 FROM idx_token WHERE " + rowsOf("key", a) + " AND +param = '_security' AND (")
+			b.w(" AND (" + a + ".labelled = 0 OR NOT EXISTS (SELECT 1 FROM idx_token WHERE " + rowsOf("key", a) + " AND +param = '_security' AND (")
 			for j, l := range g.DenyLabels {
 				if j > 0 {
 					b.w(" OR ")
@@ -107,20 +99,17 @@ func (b *sqlBuilder) writeFilter(a string, f *store.Filter) {
 					b.w(")")
 				}
 			}
-			b.w("))")
+			b.w(")))")
 		}
 		b.w(")")
 	}
-	if sourced {
-		b.w("))")
-	} else {
-		b.w(")")
-	}
+	b.w(")")
 }
 
-// sourcesTest tests the value of a _source row: one of sources itself, or
-// one of them followed by "#" and anything (store.Grant.Sources).
-func (b *sqlBuilder) sourcesTest(sources []string) {
+// sourcesTest tests col, a resource's meta.source (NULL without one, which
+// passes nothing): one of sources itself, or one of them followed by "#"
+// and anything (store.Grant.Sources).
+func (b *sqlBuilder) sourcesTest(col string, sources []string) {
 	if !slices.ContainsFunc(sources, func(s string) bool { return strings.ContainsRune(s, '#') }) {
 		// No source holds a "#", so the test is exactly "the value up to
 		// its first #, or all of it, is one of sources": one argument a
@@ -133,7 +122,7 @@ func (b *sqlBuilder) sourcesTest(sources []string) {
 			if i > 0 {
 				b.w(" OR ")
 			}
-			b.w("substr(value, 1, instr(value || '#', '#') - 1) IN ")
+			b.w("substr(" + col + ", 1, instr(" + col + " || '#', '#') - 1) IN ")
 			b.inList(sources[i:min(i+2, len(sources))])
 		}
 		return
@@ -144,7 +133,7 @@ func (b *sqlBuilder) sourcesTest(sources []string) {
 		}
 		// s itself, or s + "#" + anything: substr compares characters,
 		// exactly.
-		b.w("value = ? OR substr(value, 1, ?) = ?", s, len([]rune(s))+1, s+"#")
+		b.w(col+" = ? OR substr("+col+", 1, ?) = ?", s, len([]rune(s))+1, s+"#")
 	}
 }
 

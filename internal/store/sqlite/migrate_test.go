@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/sharedcare/sharedcare/internal/store/storetest"
 )
 
 func schemaVersion(t *testing.T, path string) int {
@@ -91,5 +93,40 @@ func TestMigrations(t *testing.T) {
 		if got := schemaVersion(t, path); got != 999 {
 			t.Errorf("schema_version changed to %d by the refused Open", got)
 		}
+	})
+
+	t.Run("migration 6 fills in the access columns of resources written before it", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "sharedcare.db")
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storetest.PutAccessFixture(t, s)
+		s.Close()
+		// Take the file back to schema 5, as a program before migration 6
+		// would have left it.
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			"ALTER TABLE resources DROP COLUMN source",
+			"ALTER TABLE resources DROP COLUMN labelled",
+			"UPDATE schema_version SET version = 5",
+		} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		db.Close()
+		s, err = Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if got := schemaVersion(t, path); got != len(ms) {
+			t.Errorf("schema_version = %d, want %d", got, len(ms))
+		}
+		storetest.CheckAccessFixture(t, s)
 	})
 }

@@ -135,8 +135,8 @@ func prepare(ctx context.Context, p prepareFunc, writer bool) (*stmts, error) {
 	}
 	prep(&s.secretPut, "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
 	prep(&s.current, "SELECT rid, version, idx_mask FROM resources WHERE type = ? AND id = ?")
-	prep(&s.insertRes, "INSERT INTO resources (rid, type, id, version, seq, last_updated, deleted, idx_mask) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-	prep(&s.updateRes, "UPDATE resources SET version = ?, seq = ?, last_updated = ?, deleted = ?, idx_mask = ? WHERE rid = ?")
+	prep(&s.insertRes, "INSERT INTO resources (rid, type, id, version, seq, last_updated, deleted, idx_mask, source, labelled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	prep(&s.updateRes, "UPDATE resources SET version = ?, seq = ?, last_updated = ?, deleted = ?, idx_mask = ?, source = ?, labelled = ? WHERE rid = ?")
 	prep(&s.insertVer, "INSERT INTO resource_versions (seq, rid, type, version, last_updated, deleted, body, lu_hw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 	prep(&s.maxHW, "SELECT coalesce((SELECT lu_hw FROM resource_versions ORDER BY seq DESC LIMIT 1), 0)")
 	prep(&s.maxSeq, "SELECT coalesce(max(seq), 0) FROM resource_versions")

@@ -98,14 +98,17 @@ func (t *tx) put(ctx context.Context, p *store.Put, exists bool, rid, oldMask in
 	lu := p.LastUpdated.UnixMicro()
 	var body []byte
 	newMask := int64(0)
+	var source any // NULL: none
+	labelled := false
 	if !p.Deleted {
 		body = p.Body
 		newMask = indexMask(&p.Index)
+		source, labelled = accessColumns(&p.Index)
 	}
 	if !exists {
 		rid = s.nextRID
 		s.nextRID++
-		if _, err := s.w.insertRes.ExecContext(ctx, rid, p.Type, p.ID, p.VersionID, seq, lu, p.Deleted, newMask); err != nil {
+		if _, err := s.w.insertRes.ExecContext(ctx, rid, p.Type, p.ID, p.VersionID, seq, lu, p.Deleted, newMask, source, labelled); err != nil {
 			return err
 		}
 	} else {
@@ -117,7 +120,7 @@ func (t *tx) put(ctx context.Context, p *store.Put, exists bool, rid, oldMask in
 				}
 			}
 		}
-		if _, err := s.w.updateRes.ExecContext(ctx, p.VersionID, seq, lu, p.Deleted, newMask, rid); err != nil {
+		if _, err := s.w.updateRes.ExecContext(ctx, p.VersionID, seq, lu, p.Deleted, newMask, source, labelled, rid); err != nil {
 			return err
 		}
 	}
@@ -309,13 +312,26 @@ func (t *tx) reindex(ctx context.Context, rid int64, typ string, oldMask int64, 
 		}
 	}
 	newMask := int64(0)
+	var source any
+	labelled := false
 	if !deleted {
 		newMask = indexMask(ix)
+		source, labelled = accessColumns(ix)
 		var err error
 		if s.args, err = insertIndex(ctx, s.w, s.args, rid, typ, ix); err != nil {
 			return err
 		}
 	}
-	_, err := s.wconn.ExecContext(ctx, "UPDATE resources SET idx_mask = ? WHERE rid = ?", newMask, rid)
+	_, err := s.wconn.ExecContext(ctx, "UPDATE resources SET idx_mask = ?, source = ?, labelled = ? WHERE rid = ?", newMask, source, labelled, rid)
 	return err
+}
+
+// accessColumns returns the values of the resources columns source and
+// labelled (migrations/0006) for a version indexed as ix.
+func accessColumns(ix *store.Index) (source any, labelled bool) {
+	src, ok, labelled := ix.Access()
+	if ok {
+		source = src
+	}
+	return source, labelled
 }

@@ -76,6 +76,8 @@ var tests = []struct {
 	{"search rejects an invalid cursor as EInvalid", testSearchBadCursor},
 	{"index rows are replaced on update and removed on delete", testIndexReplaced},
 	{"every index kind is stored without breaking the write", testIndexKinds},
+	{"an access filter passes exactly what its sources and denied labels allow", testAccessFixture},
+	{"an access filter follows a resource's source and labels through update, delete, re-create and reindex", testAccessFollowsWrites},
 	{"Secret creates once and returns the same value to every caller", testSecret},
 	{"concurrent Read+Put increments of one resource all land", testConcurrentIncrements},
 	{"Seq is strictly increasing across and within Writes", testSeq},

@@ -1,0 +1,147 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/sharedcare/sharedcare/internal/store"
+)
+
+// The access filter (store.Filter) tests a resource's meta.source and
+// meta.security. A backend may keep what it needs of them on the
+// resource's own row (store.Index.Access) rather than probe the index rows;
+// these tests hold such a copy to the index rows it stands for, through
+// every kind of write and through a schema migration that fills it in.
+
+const (
+	srcA     = "https://x.example/ods/RA"
+	srcB     = "https://x.example/ods/RB"
+	secSys   = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+	otherSys = "http://other.example/labels"
+)
+
+func accessIndex(source string, labels ...string) store.Index {
+	ix := store.Index{Compartments: []store.Compartment{{Type: "Patient", ID: "p"}}}
+	if source != "" {
+		ix.URIs = []store.URI{{Param: "_source", Value: source}}
+	}
+	for _, l := range labels {
+		ix.Tokens = append(ix.Tokens, store.Token{Param: "_security", System: secSys, Code: l})
+	}
+	return ix
+}
+
+func grants(gs ...store.Grant) *store.Filter { return &store.Filter{Grants: gs} }
+
+var denyR = []store.Label{{System: secSys, Code: "R"}}
+
+// filtered returns the Observations f lets through, found two ways that
+// backends plan differently: a scan of the type, and the members of
+// Patient/p's compartment (a driving clause). Both must agree.
+func filtered(t testing.TB, s store.Store, f *store.Filter) []string {
+	t.Helper()
+	scan := searchIDs(t, s, store.Query{Types: []string{"Observation"}, Filter: f})
+	member := searchIDs(t, s, store.Query{Types: []string{"Observation"}, Filter: f,
+		Clauses: []store.Clause{{{Kind: store.CondCompartment, RefType: "Patient", RefID: "p"}}}})
+	equalStrings(t, "the compartment search against the type scan", member, scan)
+	return scan
+}
+
+// PutAccessFixture writes Observations whose sources and labels
+// CheckAccessFixture expects.
+func PutAccessFixture(t testing.TB, s store.Store) {
+	t.Helper()
+	for _, r := range []struct {
+		id     string
+		source string
+		labels []string
+	}{
+		{"a", srcA + "#req1", nil},
+		{"b", srcB, []string{"R"}},
+		{"c", "", []string{"R"}},
+		{"d", srcB, nil},
+	} {
+		put(t, s, &store.Put{Type: "Observation", ID: r.id, VersionID: 1, Index: accessIndex(r.source, r.labels...)})
+	}
+}
+
+// CheckAccessFixture checks that access filters over PutAccessFixture's
+// Observations pass exactly the ones their sources and labels allow.
+func CheckAccessFixture(t testing.TB, s store.Store) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		f    *store.Filter
+		want []string
+	}{
+		{"a source admits its own records, with or without a fragment", grants(store.Grant{Sources: []string{srcA}}), []string{"Observation/a"}},
+		{"a source with a fragment admits that fragment", grants(store.Grant{Sources: []string{srcA + "#req1"}}), []string{"Observation/a"}},
+		{"another source", grants(store.Grant{Sources: []string{srcB}}), []string{"Observation/b", "Observation/d"}},
+		{"a denied label hides labelled records", grants(store.Grant{DenyLabels: denyR}), []string{"Observation/a", "Observation/d"}},
+		{"a label denied in another system hides nothing", grants(store.Grant{DenyLabels: []store.Label{{System: otherSys, Code: "R"}}}),
+			[]string{"Observation/a", "Observation/b", "Observation/c", "Observation/d"}},
+		{"a source and a denied label", grants(store.Grant{Sources: []string{srcB}, DenyLabels: denyR}), []string{"Observation/d"}},
+		{"two grants, the union", grants(store.Grant{Sources: []string{srcA}}, store.Grant{Sources: []string{srcB}, DenyLabels: denyR}),
+			[]string{"Observation/a", "Observation/d"}},
+	} {
+		equalStrings(t, tc.name, filtered(t, s, tc.f), tc.want)
+	}
+}
+
+func testAccessFixture(t *testing.T, h Harness) {
+	s := h.Open(t)
+	PutAccessFixture(t, s)
+	CheckAccessFixture(t, s)
+}
+
+func testAccessFollowsWrites(t *testing.T, h Harness) {
+	s := h.Open(t)
+	onlyA := grants(store.Grant{Sources: []string{srcA}})
+	onlyB := grants(store.Grant{Sources: []string{srcB}})
+	notR := grants(store.Grant{DenyLabels: denyR})
+	bNotR := grants(store.Grant{Sources: []string{srcB}, DenyLabels: denyR})
+	x := []string{"Observation/x"}
+	step := func(what string, f *store.Filter, want []string) {
+		t.Helper()
+		equalStrings(t, what, filtered(t, s, f), want)
+	}
+	put(t, s, &store.Put{Type: "Observation", ID: "x", VersionID: 1, Index: accessIndex(srcA)})
+	step("created with source A, by source A", onlyA, x)
+	step("created with source A, by source B", onlyB, nil)
+
+	put(t, s, &store.Put{Type: "Observation", ID: "x", VersionID: 2, Index: accessIndex(srcB)})
+	step("updated to source B, by source A", onlyA, nil)
+	step("updated to source B, by source B", onlyB, x)
+
+	put(t, s, &store.Put{Type: "Observation", ID: "x", VersionID: 3, Index: accessIndex(srcB, "R")})
+	step("labelled R, R denied", notR, nil)
+	step("labelled R, source B with R denied", bNotR, nil)
+	step("labelled R, by source B", onlyB, x)
+
+	put(t, s, &store.Put{Type: "Observation", ID: "x", VersionID: 4, Index: accessIndex("")})
+	step("source and label removed, by source B", onlyB, nil)
+	step("source and label removed, R denied", notR, x)
+
+	put(t, s, &store.Put{Type: "Observation", ID: "x", VersionID: 5, Deleted: true})
+	step("deleted, R denied", notR, nil)
+
+	put(t, s, &store.Put{Type: "Observation", ID: "x", VersionID: 6, Index: accessIndex(srcA, "R")})
+	step("re-created with source A and R, source A", onlyA, x)
+	step("re-created with source A and R, R denied", notR, nil)
+
+	reindexed := false
+	err := s.Write(ctxT(t), func(tx store.Tx) error {
+		r, ok := tx.(store.Reindexer)
+		if !ok {
+			return nil
+		}
+		reindexed = true
+		return r.Reindex(ctxT(t), "Observation", "x", 6, accessIndex(srcB))
+	})
+	if err != nil {
+		t.Fatalf("Reindex: %v", err)
+	}
+	if reindexed {
+		step("reindexed to source B without labels, source B with R denied", bNotR, x)
+		step("reindexed to source B without labels, source A", onlyA, nil)
+	}
+}
