@@ -31,10 +31,14 @@ const MaxDuration = 10 * time.Minute
 
 // Config describes one read benchmark.
 type Config struct {
-	BaseURL  string        // FHIR base, e.g. http://127.0.0.1:8080/fhir; must be loopback
-	Token    string        // bearer token
-	Type     string        // resource type read, e.g. Patient
-	IDs      []string      // ids to read, in turn; ListIDs fills them from the server
+	BaseURL string   // FHIR base, e.g. http://127.0.0.1:8080/fhir; must be loopback
+	Token   string   // bearer token
+	Type    string   // resource type read, e.g. Patient
+	IDs     []string // ids to read, in turn; ListIDs fills them from the server
+	// Paths, when set, are requested in turn instead of Type and IDs:
+	// each is relative to BaseURL and may carry a query
+	// ("Observation?subject=Patient/1"), for a search benchmark.
+	Paths    []string
 	Clients  int           // concurrent clients, each with its own keep-alive connection; 0 means 1
 	Duration time.Duration // measured time; 0 means 10 s
 	Warmup   time.Duration // time run before measuring (connections, caches); not counted
@@ -198,22 +202,30 @@ func ListIDs(ctx context.Context, c *http.Client, base, token, typ string, max i
 }
 
 // Read runs the read-by-id benchmark: Clients goroutines each GET
-// {base}/{type}/{id} in a loop over cfg.IDs (each starting at a different
-// offset) until Warmup+Duration has passed, recording the latency of every
-// request that completes inside the measured window.
+// {base}/{type}/{id} in a loop over cfg.IDs, or {base}/{path} over
+// cfg.Paths (each client starting at a different offset), until
+// Warmup+Duration has passed, recording the latency of every request that
+// completes inside the measured window.
 func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 	if err := CheckLoopback(cfg.BaseURL); err != nil {
 		return nil, err
 	}
-	if len(cfg.IDs) == 0 {
-		return nil, fhir.Invalid("", "no ids to read")
+	targets := cfg.Paths
+	if len(targets) == 0 {
+		if len(cfg.IDs) == 0 {
+			return nil, fhir.Invalid("", "no ids to read")
+		}
+		targets = make([]string, len(cfg.IDs))
+		for i, id := range cfg.IDs {
+			targets[i] = cfg.Type + "/" + id
+		}
 	}
 	cfg.Clients = cmp.Or(cfg.Clients, 1)
 	cfg.Duration = cmp.Or(cfg.Duration, 10*time.Second)
 	if cfg.Duration > MaxDuration || cfg.Warmup > MaxDuration {
 		return nil, fhir.Invalid("", "duration over %s", MaxDuration)
 	}
-	prefix := strings.TrimRight(cfg.BaseURL, "/") + "/" + cfg.Type + "/"
+	prefix := strings.TrimRight(cfg.BaseURL, "/") + "/"
 	u, _ := url.Parse(prefix)
 	raw := !cfg.StdClient && u.Scheme == "http"
 	addr := u.Host
@@ -255,7 +267,7 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 				interval = time.Duration(float64(cfg.Clients) / cfg.Rate * float64(time.Second))
 				next = start.Add(interval * time.Duration(ci) / time.Duration(cfg.Clients))
 			}
-			for k := ci * len(cfg.IDs) / cfg.Clients; ; k++ {
+			for k := ci * len(targets) / cfg.Clients; ; k++ {
 				t0 := time.Now()
 				if interval > 0 {
 					if d := next.Sub(t0); d > 0 {
@@ -268,9 +280,9 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 				}
 				var status int
 				if raw {
-					status, _ = rc.get(u.Path+cfg.IDs[k%len(cfg.IDs)], hdr)
+					status, _ = rc.get(u.Path+targets[k%len(targets)], hdr)
 				} else {
-					status = get(ctx, c, prefix+cfg.IDs[k%len(cfg.IDs)], cfg.Token, buf)
+					status = get(ctx, c, prefix+targets[k%len(targets)], cfg.Token, buf)
 				}
 				t1 := time.Now()
 				if t0.Before(from) || t1.After(until) {
