@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -698,22 +697,10 @@ func seedPeople(b testing.TB, n *accessNode, people int) {
 //
 // SHAREDCARE_BENCH_PEOPLE (default 2000) sets the practice's list size.
 func BenchmarkAccessCost(b *testing.B) {
-	people := 2000
-	if v := os.Getenv("SHAREDCARE_BENCH_PEOPLE"); v != "" {
-		fmt.Sscan(v, &people)
-	}
+	people := benchSetting("SHAREDCARE_BENCH_PEOPLE", 2000)
 	for _, be := range backend.ForTests(b) {
 		b.Run(be.Name, func(b *testing.B) {
-			st := be.Open(b)
-			n := startAccessNode(b, st)
-			seedPeople(b, n, people)
-			// Measure the steady state a running node is in: PostgreSQL's
-			// autovacuum has analyzed the tables loaded a moment ago.
-			if a, ok := st.(store.Analyzer); ok {
-				if err := a.Analyze(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-			}
+			_, n := benchNode(b, be, people)
 			// The two callers' requests alternate one by one (the order
 			// swapped every other pair), each timed on its own, so that
 			// both see the same machine: on this shared two-core machine

@@ -32,29 +32,13 @@ import (
 // the patients seeded (default 2,000, two observations each). Run with
 // -benchtime 1x: each run is timed by duration, not b.N.
 func BenchmarkAccessCostHTTP(b *testing.B) {
-	people := 2000
-	if v := os.Getenv("SHAREDCARE_BENCH_PEOPLE"); v != "" {
-		fmt.Sscan(v, &people)
-	}
-	secs, rounds := 2, 8
-	if v := os.Getenv("SHAREDCARE_BENCH_HTTP_SECONDS"); v != "" {
-		fmt.Sscan(v, &secs)
-	}
-	if v := os.Getenv("SHAREDCARE_BENCH_ROUNDS"); v != "" {
-		fmt.Sscan(v, &rounds)
-	}
+	people := benchSetting("SHAREDCARE_BENCH_PEOPLE", 2000)
+	secs := benchSetting("SHAREDCARE_BENCH_HTTP_SECONDS", 2)
+	rounds := benchSetting("SHAREDCARE_BENCH_ROUNDS", 8)
 	const clients = 32
 	for _, be := range backend.ForTests(b) {
 		b.Run(be.Name, func(b *testing.B) {
-			ctx := context.Background()
-			st := be.Open(b)
-			n := startAccessNode(b, st)
-			seedPeople(b, n, people)
-			if a, ok := st.(store.Analyzer); ok {
-				if err := a.Analyze(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
+			_, n := benchNode(b, be, people)
 			var reads, searches []string
 			for i := range people {
 				reads = append(reads, fmt.Sprintf("Observation/bp%d-o0", i), fmt.Sprintf("Observation/bp%d-o1", i))
@@ -62,16 +46,8 @@ func BenchmarkAccessCostHTTP(b *testing.B) {
 			}
 			tokens := [2]string{n.token, strings.TrimPrefix(n.tokens["gp-clinician"], "Bearer ")}
 			run := func(paths []string, token string) *loadgen.Result {
-				c := loadgen.NewClient(clients, false)
-				res, err := loadgen.Read(ctx, c, loadgen.Config{BaseURL: n.base, Token: token, Paths: paths,
-					Clients: clients, Duration: time.Duration(secs) * time.Second, Warmup: 500 * time.Millisecond})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if res.Errors > 0 {
-					b.Fatalf("%d of %d requests failed: %v", res.Errors, res.Requests, res.Status)
-				}
-				return res
+				return loadRun(b, loadgen.Config{BaseURL: n.base, Token: token, Paths: paths, Clients: clients,
+					Duration: time.Duration(secs) * time.Second, Warmup: 500 * time.Millisecond})
 			}
 			for _, kind := range []struct {
 				name  string
@@ -102,4 +78,41 @@ func BenchmarkAccessCostHTTP(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchSetting is the integer in the environment variable name, or def.
+func benchSetting(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		fmt.Sscan(v, &def)
+	}
+	return def
+}
+
+// benchNode opens be's store with access control and seeds a practice of
+// people (seedPeople), then has the store analyze its tables: a running
+// node is measured in its steady state, where PostgreSQL's autovacuum has
+// analyzed the tables loaded a moment ago.
+func benchNode(b *testing.B, be backend.Named, people int) (store.Store, *accessNode) {
+	st := be.Open(b)
+	n := startAccessNode(b, st)
+	seedPeople(b, n, people)
+	if a, ok := st.(store.Analyzer); ok {
+		if err := a.Analyze(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return st, n
+}
+
+// loadRun runs the load generator's read benchmark and fails b if any
+// request failed.
+func loadRun(b *testing.B, cfg loadgen.Config) *loadgen.Result {
+	res, err := loadgen.Read(context.Background(), loadgen.NewClient(cfg.Clients, false), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Errors > 0 {
+		b.Fatalf("%s: %d of %d requests failed: %v", cfg.BaseURL, res.Errors, res.Requests, res.Status)
+	}
+	return res
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/loadgen"
-	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 )
 
@@ -34,25 +32,12 @@ import (
 // observations each). Run with -benchtime 1x: each run is timed by
 // duration, not b.N.
 func BenchmarkAuditCostHTTP(b *testing.B) {
-	people := 2000
-	if v := os.Getenv("SHAREDCARE_BENCH_PEOPLE"); v != "" {
-		fmt.Sscan(v, &people)
-	}
-	secs := 5
-	if v := os.Getenv("SHAREDCARE_BENCH_HTTP_SECONDS"); v != "" {
-		fmt.Sscan(v, &secs)
-	}
+	people := benchSetting("SHAREDCARE_BENCH_PEOPLE", 2000)
+	secs := benchSetting("SHAREDCARE_BENCH_HTTP_SECONDS", 5)
 	for _, be := range backend.ForTests(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			ctx := context.Background()
-			st := be.Open(b)
-			n := startAccessNode(b, st)
-			seedPeople(b, n, people)
-			if a, ok := st.(store.Analyzer); ok {
-				if err := a.Analyze(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
+			st, n := benchNode(b, be, people)
 			dir := b.TempDir()
 			l, err := audit.Open(ctx, st, dir, nil)
 			if err != nil {
@@ -74,16 +59,8 @@ func BenchmarkAuditCostHTTP(b *testing.B) {
 			}
 			token := strings.TrimPrefix(n.tokens["gp-clinician"], "Bearer ")
 			run := func(base string, clients int) *loadgen.Result {
-				c := loadgen.NewClient(clients, false)
-				res, err := loadgen.Read(ctx, c, loadgen.Config{BaseURL: base, Token: token, Type: "Observation", IDs: ids,
+				return loadRun(b, loadgen.Config{BaseURL: base, Token: token, Type: "Observation", IDs: ids,
 					Clients: clients, Duration: time.Duration(secs) * time.Second, Warmup: time.Second})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if res.Errors > 0 {
-					b.Fatalf("%s: %d of %d requests failed: %v", base, res.Errors, res.Requests, res.Status)
-				}
-				return res
 			}
 			for round := range 2 {
 				for _, clients := range []int{32, 64} {
