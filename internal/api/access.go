@@ -157,16 +157,8 @@ func (s *factCache) factsOfObject(typ string, res fhir.Object) *versionFacts {
 			vf.patients = append(vf.patients, cm.ID)
 		}
 	}
-	for _, u := range idx.URIs {
-		if u.Param == "_source" {
-			vf.source = u.Value
-		}
-	}
-	for _, t := range idx.Tokens {
-		if t.Param == "_security" {
-			vf.labels = append(vf.labels, store.Label{System: t.System, Code: t.Code})
-		}
-	}
+	vf.source, _ = idx.Source()
+	vf.labels = idx.Labels()
 	return vf
 }
 

@@ -139,27 +139,34 @@ type Compartment struct {
 	ID   string
 }
 
-// Access returns what the access filter (Filter) tests of a resource
-// besides its compartments and type: its meta.source (the "_source" URI
-// row; ok false without one) and whether it carries any security label
-// (a "_security" Token row). A backend may keep both on the resource's
-// own row, so that a filtered search tests them on the row it has already
-// read instead of probing the index tables for every candidate (the SQLite
-// store does).
-func (ix *Index) Access() (source string, ok, labelled bool) {
+// Source and Labels are what the access filter (Filter) tests of a
+// resource besides its compartments and type, read from its index rows:
+// the access layer decides a read by id with them, and the SQLite store
+// keeps the source and whether there are labels on the resource's own row
+// (so that a filtered search tests them on the row it has already read
+// instead of probing the index tables for every candidate).
+
+// Source is the resource's meta.source (its "_source" URI row); ok is
+// false without one.
+func (ix *Index) Source() (source string, ok bool) {
 	for i := range ix.URIs {
 		if ix.URIs[i].Param == "_source" {
-			source, ok = ix.URIs[i].Value, true
-			break
+			return ix.URIs[i].Value, true
 		}
 	}
+	return "", false
+}
+
+// Labels are the resource's security labels (its "_security" Token
+// rows); nil without any.
+func (ix *Index) Labels() []Label {
+	var out []Label
 	for i := range ix.Tokens {
-		if ix.Tokens[i].Param == "_security" {
-			labelled = true
-			break
+		if t := &ix.Tokens[i]; t.Param == "_security" {
+			out = append(out, Label{System: t.System, Code: t.Code})
 		}
 	}
-	return source, ok, labelled
+	return out
 }
 
 // Reindexer is implemented by a backend's Tx that can replace the index rows

@@ -329,9 +329,8 @@ func (t *tx) reindex(ctx context.Context, rid int64, typ string, oldMask int64, 
 // accessColumns returns the values of the resources columns source and
 // labelled (migrations/0006) for a version indexed as ix.
 func accessColumns(ix *store.Index) (source any, labelled bool) {
-	src, ok, labelled := ix.Access()
-	if ok {
+	if src, ok := ix.Source(); ok {
 		source = src
 	}
-	return source, labelled
+	return source, len(ix.Labels()) > 0
 }

@@ -8,7 +8,7 @@ import (
 
 // The access filter (store.Filter) tests a resource's meta.source and
 // meta.security. A backend may keep what it needs of them on the
-// resource's own row (store.Index.Access) rather than probe the index rows;
+// resource's own row (store.Index.Source, Labels) rather than probe the index rows;
 // these tests hold such a copy to the index rows it stands for, through
 // every kind of write and through a schema migration that fills it in.
 

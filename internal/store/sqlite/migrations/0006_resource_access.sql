@@ -1,5 +1,5 @@
 -- 0006: what the access filter tests of a resource, kept on its own row
--- (store.Index.Access). A filtered search tested each candidate's source by
+-- (store.Index.Source, Labels). A filtered search tested each candidate's source by
 -- probing its "_source" row in idx_uri, and each candidate of a grant with
 -- denied labels by probing its "_security" rows in idx_token; it now tests
 -- the resources row it has already read, and probes the labels only of a
