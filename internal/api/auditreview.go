@@ -124,6 +124,32 @@ type entryReader interface {
 	Entry(ctx context.Context, index int64) (*audit.Entry, error)
 }
 
+// eventRef is a Reference naming an alert's AuditEvent.
+type eventRef struct {
+	Reference string `json:"reference"`
+}
+
+// alertIndex is the entry index a review's "entry" (valueInteger) or
+// "event" (valueReference AuditEvent/<index>, written canonically) names;
+// ok is false when it names none.
+func alertIndex(name string, integer json.RawMessage, ref *eventRef) (int64, bool) {
+	id := string(integer)
+	if name == "event" {
+		if ref == nil {
+			return 0, false
+		}
+		var found bool
+		if id, found = strings.CutPrefix(ref.Reference, "AuditEvent/"); !found {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n < 0 || name == "event" && strconv.FormatInt(n, 10) != id {
+		return 0, false
+	}
+	return n, true
+}
+
 // recordReview answers POST /fhir/$access-alerts: the privacy officer (or
 // the operator) records the outcome of their review of an alert. The body
 // is a Parameters resource: entry (valueInteger, the alert's entry index,
@@ -155,9 +181,7 @@ func (h *handler) recordReview(w http.ResponseWriter, r *http.Request, p *auth.P
 			ValueInteger   json.RawMessage `json:"valueInteger"`
 			ValueCode      *string         `json:"valueCode"`
 			ValueString    *string         `json:"valueString"`
-			ValueReference *struct {
-				Reference string `json:"reference"`
-			} `json:"valueReference"`
+			ValueReference *eventRef       `json:"valueReference"`
 		} `json:"parameter"`
 	}
 	if json.Unmarshal(body, &in) != nil || in.ResourceType != "Parameters" {
@@ -179,26 +203,15 @@ func (h *handler) recordReview(w http.ResponseWriter, r *http.Request, p *auth.P
 				h.fail(w, r, fhir.Invalid(at, "name the alert by entry or by event, not both"))
 				return
 			}
-			if prm.Name == "entry" {
-				n, err := strconv.ParseInt(string(prm.ValueInteger), 10, 64)
-				if err != nil || n < 0 {
+			var ok bool
+			if index, ok = alertIndex(prm.Name, prm.ValueInteger, prm.ValueReference); !ok {
+				if prm.Name == "entry" {
 					h.fail(w, r, fhir.Invalid(at+".valueInteger", "entry must be the alert's entry index, a non-negative valueInteger"))
-					return
+				} else {
+					h.fail(w, r, fhir.Invalid(at+".valueReference", "event must reference the alert's AuditEvent: AuditEvent/<index>"))
 				}
-				index = n
-				break
-			}
-			var ref string
-			if prm.ValueReference != nil {
-				ref = prm.ValueReference.Reference
-			}
-			id, ok := strings.CutPrefix(ref, "AuditEvent/")
-			n, err := strconv.ParseInt(id, 10, 64)
-			if !ok || err != nil || n < 0 || strconv.FormatInt(n, 10) != id {
-				h.fail(w, r, fhir.Invalid(at+".valueReference", "event must reference the alert's AuditEvent: AuditEvent/<index>"))
 				return
 			}
-			index = n
 		case "outcome":
 			if prm.ValueCode != nil {
 				outcome = *prm.ValueCode
