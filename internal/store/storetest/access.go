@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/sharedcare/sharedcare/internal/store"
@@ -144,4 +145,43 @@ func testAccessFollowsWrites(t *testing.T, h Harness) {
 		step("reindexed to source B without labels, source B with R denied", bNotR, x)
 		step("reindexed to source B without labels, source A", onlyA, nil)
 	}
+}
+
+// testFilterReuse: backends keep the SQL of a filter and reuse it
+// (store.FilterCache), so the same filter must keep giving its own answer
+// wherever it is used, and two filters that differ anywhere, however
+// little, never share one.
+func testFilterReuse(t *testing.T, h Harness) {
+	s := h.Open(t)
+	PutAccessFixture(t, s)
+	all := []string{"Observation/a", "Observation/b", "Observation/c", "Observation/d"}
+	changing := grants(store.Grant{Sources: []string{srcB}})
+	for _, tc := range []struct {
+		name string
+		f    *store.Filter
+		want []string
+	}{
+		{"a filter", changing, []string{"Observation/b", "Observation/d"}},
+		{"the same content in another filter", grants(store.Grant{Sources: []string{srcB}}), []string{"Observation/b", "Observation/d"}},
+		{"another source", grants(store.Grant{Sources: []string{srcA}}), []string{"Observation/a"}},
+		{"a source that is a prefix of others' admits none of them", grants(store.Grant{Sources: []string{"https://x.example/ods/R"}}), nil},
+		{"no type test (nil) lets every type through", grants(store.Grant{Types: nil}), all},
+		{"an empty type list (not nil) lets nothing through", grants(store.Grant{Types: []string{}}), nil},
+		{"an empty people list (not nil) lets nothing through", grants(store.Grant{Patients: []string{}}), nil},
+		{"a label denied in any system", grants(store.Grant{DenyLabels: []store.Label{{Code: "R"}}}), []string{"Observation/a", "Observation/d"}},
+		{"a label of any characters is compared as it is", grants(store.Grant{DenyLabels: []store.Label{{Code: "R' OR 1=1 --"}, {Code: "R?"}, {System: "o'ther", Code: "R"}}}), all},
+		{"a plain label and one needing care, together", grants(store.Grant{DenyLabels: []store.Label{{Code: "R?"}, {System: secSys, Code: "R"}}}), []string{"Observation/a", "Observation/d"}},
+		{"a source with a fragment admits that fragment", grants(store.Grant{Sources: []string{srcA + "#req1"}}), []string{"Observation/a"}},
+		{"a source with another fragment admits nothing", grants(store.Grant{Sources: []string{srcA + "#req"}}), nil},
+		{"several sources, one with a fragment", grants(store.Grant{Sources: []string{srcA + "#req1", srcB}}), []string{"Observation/a", "Observation/b", "Observation/d"}},
+		{"a source holding a placeholder's character", grants(store.Grant{Sources: []string{srcB + "?x", srcA}}), []string{"Observation/a"}},
+	} {
+		for round := range 2 {
+			equalStrings(t, fmt.Sprintf("%s (round %d)", tc.name, round), filtered(t, s, tc.f), tc.want)
+		}
+	}
+	// A filter changed in place after it was used is answered by what it
+	// now says.
+	changing.Grants[0].Sources[0] = srcA
+	equalStrings(t, "a filter changed after use", filtered(t, s, changing), []string{"Observation/a"})
 }

@@ -78,6 +78,7 @@ var tests = []struct {
 	{"every index kind is stored without breaking the write", testIndexKinds},
 	{"an access filter passes exactly what its sources and denied labels allow", testAccessFixture},
 	{"an access filter follows a resource's source and labels through update, delete, re-create and reindex", testAccessFollowsWrites},
+	{"a filter's kept SQL answers only that filter, however it differs from others or changes after use", testFilterReuse},
 	{"Secret creates once and returns the same value to every caller", testSecret},
 	{"concurrent Read+Put increments of one resource all land", testConcurrentIncrements},
 	{"Seq is strictly increasing across and within Writes", testSeq},
