@@ -71,3 +71,11 @@ func (s *Store) LastAnalyzed(ctx context.Context) (at *time.Time, err error) {
 	err = s.pool.QueryRow(ctx, "SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'resources'").Scan(&at)
 	return at, err
 }
+
+// ExecForTest runs sqlText on the store's pool, for tests that put the
+// tables in a state no write through the store makes (rows written before
+// a migration, say).
+func (s *Store) ExecForTest(ctx context.Context, sqlText string) error {
+	_, err := s.pool.Exec(ctx, sqlText)
+	return err
+}

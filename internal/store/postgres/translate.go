@@ -345,9 +345,14 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 // lo <= H; ge a row with hi >= L (hi > H >= L, or hi >= lo >= L); gt and
 // sa one with hi > H; le one with lo <= H; lt and eb one with lo < L.
 // Each only narrows: the clause itself is still tested. A NULL span (a row
-// written before the migration reached it) is unknown, and kept.
+// written before the migration reached it) is unknown, and kept: the
+// tests compare spanLo and spanHi, which make it the widest span, and
+// which are key columns of idx_token_value (migration 0009), so that the
+// B-tree tests them on each entry it walks. A bound at the far end of
+// int64 (no date has one) is exact too: no row can meet it, so the clause
+// itself fails for every resource.
 func (b *sqlBuilder) spanPred(x string, clauses []store.Clause, skip int) {
-	lo, hi := x+".date_lo", x+".date_hi"
+	lo, hi := fmt.Sprintf(spanLo, x), fmt.Sprintf(spanHi, x)
 	for i, cl := range clauses {
 		if i == skip || len(cl) != 1 {
 			continue
@@ -358,18 +363,26 @@ func (b *sqlBuilder) spanPred(x string, clauses []store.Clause, skip int) {
 		}
 		switch c.Prefix {
 		case store.PrefixEQ, store.PrefixAP:
-			b.w(" AND ("+lo+" IS NULL OR ("+hi+" >= ? AND "+lo+" <= ?))", c.Lo, c.Hi)
+			b.w(" AND "+hi+" >= ? AND "+lo+" <= ?", c.Lo, c.Hi)
 		case store.PrefixGE:
-			b.w(" AND ("+hi+" IS NULL OR "+hi+" >= ?)", c.Lo)
+			b.w(" AND "+hi+" >= ?", c.Lo)
 		case store.PrefixGT, store.PrefixSA:
-			b.w(" AND ("+hi+" IS NULL OR "+hi+" > ?)", c.Hi)
+			b.w(" AND "+hi+" > ?", c.Hi)
 		case store.PrefixLE:
-			b.w(" AND ("+lo+" IS NULL OR "+lo+" <= ?)", c.Hi)
+			b.w(" AND "+lo+" <= ?", c.Hi)
 		case store.PrefixLT, store.PrefixEB:
-			b.w(" AND ("+lo+" IS NULL OR "+lo+" < ?)", c.Lo)
+			b.w(" AND "+lo+" < ?", c.Lo)
 		}
 	}
 }
+
+// spanLo and spanHi are a token row's date span as idx_token_value's key
+// columns hold it (migration 0009), written exactly as there so that the
+// planner matches them; %s is the row's alias.
+const (
+	spanLo = "coalesce(%s.date_lo, -9223372036854775808)"
+	spanHi = "coalesce(%s.date_hi, 9223372036854775807)"
+)
 
 // idxTable is the index table of a condition kind that has rows.
 func idxTable(k store.CondKind) (string, bool) {
