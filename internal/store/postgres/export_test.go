@@ -79,3 +79,11 @@ func (s *Store) ExecForTest(ctx context.Context, sqlText string) error {
 	_, err := s.pool.Exec(ctx, sqlText)
 	return err
 }
+
+// SettingForTest is the current value of a run-time setting on one of the
+// store's connections.
+func (s *Store) SettingForTest(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
+	return v, err
+}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"testing"
@@ -158,5 +159,56 @@ func TestPlansReadIndexesAlone(t *testing.T) {
 	}
 	if n := len(regexp.MustCompile(` on resources `).FindAllString(p, -1)); n != 1 {
 		t.Errorf("patient and code sorted by date: resources read %d times in the plan, want once (the page's rows):\n%s", n, p)
+	}
+}
+
+// TestGenericPlans: the store's connections run prepared statements with
+// their generic plan (Open); the searches that need plans made for their
+// values send the values written in instead (custom), which
+// TestDateSpanNarrowsOnly and the search suite exercise.
+func TestGenericPlans(t *testing.T) {
+	st := backend.OpenPostgresForTest(t).(*postgres.Store)
+	got, err := st.SettingForTest(context.Background(), "plan_cache_mode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "force_generic_plan" {
+		t.Errorf("plan_cache_mode = %q, want force_generic_plan", got)
+	}
+}
+
+// TestSortedPagesQuoteTheirValues: a sorted page is sent with its values
+// written into the statement (custom), so values that mean something to
+// SQL or to the placeholder syntax must arrive as the values they are.
+func TestSortedPagesQuoteTheirValues(t *testing.T) {
+	st := backend.OpenPostgresForTest(t).(*postgres.Store)
+	ctx := context.Background()
+	names := []string{`O'Brien`, `back\slash`, `$1`, `?`, `'); DROP TABLE resources; --`, `Ünïcödé`, `E'\x41'`}
+	if err := st.Write(ctx, func(tx store.Tx) error {
+		for i, n := range names {
+			ix := store.Index{Strings: []store.String{{Param: "family", Norm: n, Exact: n}}}
+			if err := tx.Put(ctx, put("Patient", fmt.Sprintf("p%d", i), 1, ix)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		q := store.Query{Types: []string{"Patient"},
+			Clauses: []store.Clause{{{Kind: store.CondString, Param: "family", Match: store.MatchExact, Value: n}}},
+			Sort:    []store.SortKey{{Kind: store.CondString, Param: "family", Desc: true}}}
+		r, err := st.Search(ctx, &q)
+		if err != nil {
+			t.Fatalf("%q: %v", n, err)
+		}
+		if len(r.Versions) != 1 || r.Versions[0].ID != fmt.Sprintf("p%d", i) {
+			var got []string
+			for _, v := range r.Versions {
+				got = append(got, v.ID)
+			}
+			t.Errorf("family exactly %q, sorted: got %v, want [p%d]", n, got, i)
+		}
 	}
 }
