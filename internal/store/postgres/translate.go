@@ -336,43 +336,22 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 	return b.filterTest(a)
 }
 
-// spanPred narrows a walk of token rows x (idx_token) by the query's
-// date clauses on spanParam: a token row carries the span of its
-// resource's rows of that parameter (date_lo the earliest lo, date_hi the
-// latest hi; migration 0008), and each prefix but ne implies a bound on
-// it, tested inside the index before the resource's dates are probed.
-// From rangePred's row tests: eq and ap need a row with hi >= L and
-// lo <= H; ge a row with hi >= L (hi > H >= L, or hi >= lo >= L); gt and
-// sa one with hi > H; le one with lo <= H; lt and eb one with lo < L.
-// Each only narrows: the clause itself is still tested. A NULL span (a row
-// written before the migration reached it) is unknown, and kept: the
-// tests compare spanLo and spanHi, which make it the widest span, and
-// which are key columns of idx_token_value (migration 0009), so that the
-// B-tree tests them on each entry it walks. A bound at the far end of
-// int64 (no date has one) is exact too: no row can meet it, so the clause
-// itself fails for every resource.
+// spanPred narrows a walk of token rows x (idx_token) by the bounds the
+// query's date clauses imply on the span of each resource's dates
+// (store.SpanTests; the span is on every token row, migration 0008). A
+// NULL span (a row written before the migration reached it) is unknown,
+// and kept: the tests compare spanLo and spanHi, which make it the widest
+// span, and which are key columns of idx_token_value (migration 0009), so
+// that the B-tree tests them on each entry it walks. A bound at the far
+// end of int64 (no date has one) is exact too: no row can meet it, so the
+// clause itself fails for every resource.
 func (b *sqlBuilder) spanPred(x string, clauses []store.Clause, skip int) {
-	lo, hi := fmt.Sprintf(spanLo, x), fmt.Sprintf(spanHi, x)
-	for i, cl := range clauses {
-		if i == skip || len(cl) != 1 {
-			continue
+	for _, t := range store.SpanTests(clauses, skip) {
+		col := spanLo
+		if t.OnHi {
+			col = spanHi
 		}
-		c := cl[0]
-		if c.Kind != store.CondDate || c.Param != spanParam || c.Not || c.Missing != store.NotMissingTest {
-			continue
-		}
-		switch c.Prefix {
-		case store.PrefixEQ, store.PrefixAP:
-			b.w(" AND "+hi+" >= ? AND "+lo+" <= ?", c.Lo, c.Hi)
-		case store.PrefixGE:
-			b.w(" AND "+hi+" >= ?", c.Lo)
-		case store.PrefixGT, store.PrefixSA:
-			b.w(" AND "+hi+" > ?", c.Hi)
-		case store.PrefixLE:
-			b.w(" AND "+lo+" <= ?", c.Hi)
-		case store.PrefixLT, store.PrefixEB:
-			b.w(" AND "+lo+" < ?", c.Lo)
-		}
+		b.w(" AND "+fmt.Sprintf(col, x)+" "+t.Op+" ?", t.Value)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
@@ -480,7 +479,7 @@ type indexBuffer struct {
 }
 
 func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
-	spanLo, spanHi := dateSpan(ix)
+	spanLo, spanHi := ix.DateSpan()
 	for _, r := range ix.Tokens {
 		b.tokRID = append(b.tokRID, rid)
 		b.tokType = append(b.tokType, typ)
@@ -563,22 +562,6 @@ func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
 		b.compCompType = append(b.compCompType, clean(r.Type))
 		b.compCompID = append(b.compCompID, clean(r.ID))
 	}
-}
-
-// spanParam is the date parameter whose span token rows carry.
-const spanParam = "date"
-
-// dateSpan is the span of ix's rows of spanParam: the earliest lo and the
-// latest hi, or, with none, the empty span (largest lo, smallest hi) that
-// no date range holds (migration 0008).
-func dateSpan(ix *store.Index) (lo, hi int64) {
-	lo, hi = math.MaxInt64, math.MinInt64
-	for _, d := range ix.Dates {
-		if d.Param == spanParam {
-			lo, hi = min(lo, d.Lo), max(hi, d.Hi)
-		}
-	}
-	return lo, hi
 }
 
 // resolve replaces the placeholder rid -(i+1) of the i-th buffered create

@@ -105,20 +105,7 @@ func TestMigrations(t *testing.T) {
 		s.Close()
 		// Take the file back to schema 5, as a program before migration 6
 		// would have left it.
-		db, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, q := range []string{
-			"ALTER TABLE resources DROP COLUMN source",
-			"ALTER TABLE resources DROP COLUMN labelled",
-			"UPDATE schema_version SET version = 5",
-		} {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-		db.Close()
+		backTo(t, path, 5)
 		s, err = Open(ctx, path)
 		if err != nil {
 			t.Fatal(err)
@@ -129,4 +116,76 @@ func TestMigrations(t *testing.T) {
 		}
 		storetest.CheckAccessFixture(t, s)
 	})
+
+	t.Run("migration 7 gives the token rows of resources written before it their date span", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "sharedcare.db")
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storetest.PutDateSpanFixture(t, s)
+		s.Close()
+		backTo(t, path, 6)
+		s, err = Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if got := schemaVersion(t, path); got != len(ms) {
+			t.Errorf("schema_version = %d, want %d", got, len(ms))
+		}
+		storetest.CheckDateSpanFixture(t, s)
+		// Every span is filled in: none is left at the column's default
+		// (the widest span), which would only have cost probes.
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var widest int
+		if err := db.QueryRow("SELECT count(*) FROM idx_token WHERE date_lo = -9223372036854775808 AND date_hi = 9223372036854775807").Scan(&widest); err != nil {
+			t.Fatal(err)
+		}
+		if widest != 0 {
+			t.Errorf("%d token rows kept the default span", widest)
+		}
+	})
+}
+
+// backTo takes the file at path back to schema version v, as a program
+// before the later migrations would have left it: each undo below reverses
+// one migration, newest first.
+func backTo(t *testing.T, path string, v int) {
+	t.Helper()
+	undo := map[int][]string{
+		7: {
+			"DROP INDEX idx_token_code",
+			"ALTER TABLE idx_token DROP COLUMN date_lo",
+			"ALTER TABLE idx_token DROP COLUMN date_hi",
+			"CREATE INDEX idx_token_code ON idx_token (param, code, system, type, rid)",
+		},
+		6: {
+			"ALTER TABLE resources DROP COLUMN source",
+			"ALTER TABLE resources DROP COLUMN labelled",
+		},
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for m := schemaVersion(t, path); m > v; m-- {
+		qs, ok := undo[m]
+		if !ok {
+			t.Fatalf("no undo for migration %d", m)
+		}
+		for _, q := range qs {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("undo %d: %s: %v", m, q, err)
+			}
+		}
+	}
+	if _, err := db.Exec("UPDATE schema_version SET version = ?", v); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -55,7 +55,7 @@ var idxTables = [numKinds]string{"idx_token", "idx_string", "idx_date", "idx_num
 // idxCols are the columns of each index table, in insert order; key is
 // rid << 16 | n (see migrations/0001_init.sql).
 var idxCols = [numKinds][]string{
-	{"key", "rid", "type", "param", "system", "code", "text"},
+	{"key", "rid", "type", "param", "system", "code", "text", "date_lo", "date_hi"},
 	{"key", "rid", "type", "param", "norm", "exact"},
 	{"key", "rid", "type", "param", "lo", "hi"},
 	{"key", "rid", "type", "param", "lo", "hi"},

@@ -142,6 +142,19 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 			if err := b.rowPred("d", c); err != nil {
 				return err
 			}
+			if c.Kind == store.CondToken {
+				// The span of the resource's dates on each entry of
+				// idx_token_code (migrations/0007): entries whose resource
+				// cannot meet the date clauses are dropped before the
+				// resource is read or its dates probed.
+				for _, t := range store.SpanTests(clauses, driver) {
+					col := "d.date_lo"
+					if t.OnHi {
+						col = "d.date_hi"
+					}
+					b.w(" AND "+col+" "+t.Op+" ?", t.Value)
+				}
+			}
 		}
 		b.w(" AND d.type IN ")
 		b.inList(types)

@@ -166,6 +166,7 @@ func indexMask(ix *store.Index) int64 {
 // insertIndex writes the index rows of one resource, insertChunk rows per
 // statement. args is scratch space, returned for reuse.
 func insertIndex(ctx context.Context, w *stmts, args []any, rid int64, typ string, ix *store.Index) ([]any, error) {
+	spanLo, spanHi := ix.DateSpan() // on every token row (migrations/0007)
 	for k := range numKinds {
 		n := 0
 		switch k {
@@ -198,7 +199,7 @@ func insertIndex(ctx context.Context, w *stmts, args []any, rid int64, typ strin
 				switch k {
 				case kindToken:
 					r := &ix.Tokens[i]
-					args = append(args, key, rid, typ, r.Param, r.System, r.Code, r.Text)
+					args = append(args, key, rid, typ, r.Param, r.System, r.Code, r.Text, spanLo, spanHi)
 				case kindString:
 					r := &ix.Strings[i]
 					args = append(args, key, rid, typ, r.Param, r.Norm, r.Exact)

@@ -79,6 +79,8 @@ var tests = []struct {
 	{"an access filter passes exactly what its sources and denied labels allow", testAccessFixture},
 	{"an access filter follows a resource's source and labels through update, delete, re-create and reindex", testAccessFollowsWrites},
 	{"a filter's kept SQL answers only that filter, however it differs from others or changes after use", testFilterReuse},
+	{"a search by a code and a date finds exactly what each prefix admits (the date span only narrows)", testDateSpanFixture},
+	{"the date span on a resource's token rows follows its dates through update and delete", testDateSpanFollowsWrites},
 	{"Secret creates once and returns the same value to every caller", testSecret},
 	{"concurrent Read+Put increments of one resource all land", testConcurrentIncrements},
 	{"Seq is strictly increasing across and within Writes", testSeq},
