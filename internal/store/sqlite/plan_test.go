@@ -136,6 +136,39 @@ func TestQueryPlans(t *testing.T) {
 		}
 		checkPlan(t, s, tc.name+" (total)", b.countSQL(), b.args, forbid)
 	}
+	// A code and a date range test the date span on idx_token_code's
+	// entries (migrations/0007): the walk must read no idx_token row.
+	codeDate := store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{
+		{{Kind: store.CondToken, Param: "code", System: "http://loinc.org", Code: "8302-2"}},
+		{{Kind: store.CondDate, Param: "date", Prefix: store.PrefixGE, Lo: 0, Hi: 86399999}}}}
+	var cb sqlBuilder
+	if err := cb.wherePage(&codeDate); err != nil {
+		t.Fatal(err)
+	}
+	codeDateSQL, codeDateArgs, err := cb.page(nil, cursor{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(codeDateSQL, "d.date_hi >= ?") {
+		t.Errorf("code and a date range: the walk does not test the span:\n%s", codeDateSQL)
+	}
+	var detail strings.Builder
+	rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+codeDateSQL, codeDateArgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, parent, notused int
+		var line string
+		if err := rows.Scan(&id, &parent, &notused, &line); err != nil {
+			t.Fatal(err)
+		}
+		detail.WriteString(line + "\n")
+	}
+	rows.Close()
+	if !strings.Contains(detail.String(), "SEARCH d USING COVERING INDEX idx_token_code") {
+		t.Errorf("code and a date range: the span is not read from idx_token_code alone:\n%s", detail.String())
+	}
 	for _, rev := range []bool{false, true} {
 		for _, inc := range []store.Include{
 			{SourceType: "Encounter", Param: "patient", TargetType: "Patient"},
