@@ -138,6 +138,17 @@ func BenchmarkSearchTargets(b *testing.B) {
 				}
 				matches += len(entries)
 			}
+			// One pass over every sampled value first, as the SQLite
+			// store's benchmark does, so the figures are the steady state
+			// of a running server (pages in the caches), not the first
+			// touch of each page: this machine's page cache holds less
+			// than the database, and a cold run measured every p99 at
+			// 24-65 ms.
+			for i := range samples.n(q.name) {
+				if _, err := q.run(i); err != nil {
+					b.Fatal(err)
+				}
+			}
 			clients := 8
 			b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 			var mu sync.Mutex
@@ -175,6 +186,23 @@ func BenchmarkSearchTargets(b *testing.B) {
 			b.ReportMetric(pct(0.99), "p99-ms")
 		})
 	}
+}
+
+// n is the number of sampled values the named query cycles through.
+func (s *targetSamples) n(name string) int {
+	switch name {
+	case "patient-by-identifier":
+		return len(s.identifiers)
+	case "patient-by-family-birthdate":
+		return len(s.families)
+	case "observation-by-patient-code-sort-date":
+		return len(s.patientCodes)
+	case "observation-by-code-date-range":
+		return len(s.codeYears)
+	case "encounter-by-patient-revinclude-condition":
+		return len(s.encounterPatients)
+	}
+	return len(s.bigPatients)
 }
 
 // targetSamples are query values drawn from the loaded data.
