@@ -13,7 +13,8 @@ import (
 // one request to the next (the access layer compiles it once and narrows
 // it the same way for the same kind of request); building its SQL was
 // about 6 us of the 25 us a GP clinician's search by subject paid over the
-// operator's on SQLite, and about 10 us on PostgreSQL.
+// operator's on SQLite, and keeping it took about 5 us off the same search
+// on PostgreSQL (docs/ACCESS.md).
 //
 // It is keyed by content, not by pointer, and a hit is compared in full
 // with the filter it was built from, so that a hash collision or a filter

@@ -34,6 +34,15 @@ type SpanTest struct {
 	Value int64
 }
 
+// SQL is the test as an SQL condition with one '?' for Value, over the
+// span held in the expressions lo and hi.
+func (t SpanTest) SQL(lo, hi string) string {
+	if t.OnHi {
+		return hi + " " + t.Op + " ?"
+	}
+	return lo + " " + t.Op + " ?"
+}
+
 // SpanTests are the bounds that clauses other than skip imply on the span
 // of a resource that meets them: each clause of one date condition on
 // SpanParam (not negated, no :missing) but ne implies one or two. From the

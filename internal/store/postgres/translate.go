@@ -346,12 +346,9 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 // end of int64 (no date has one) is exact too: no row can meet it, so the
 // clause itself fails for every resource.
 func (b *sqlBuilder) spanPred(x string, clauses []store.Clause, skip int) {
+	lo, hi := fmt.Sprintf(spanLo, x), fmt.Sprintf(spanHi, x)
 	for _, t := range store.SpanTests(clauses, skip) {
-		col := spanLo
-		if t.OnHi {
-			col = spanHi
-		}
-		b.w(" AND "+fmt.Sprintf(col, x)+" "+t.Op+" ?", t.Value)
+		b.w(" AND "+t.SQL(lo, hi), t.Value)
 	}
 }
 

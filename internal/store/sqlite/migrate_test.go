@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/storetest"
 )
 
@@ -95,45 +96,36 @@ func TestMigrations(t *testing.T) {
 		}
 	})
 
-	t.Run("migration 6 fills in the access columns of resources written before it", func(t *testing.T) {
+	// migratedFrom writes a fixture with put, takes the file back to
+	// schema v (as a program before migration v+1 would have left it) and
+	// opens it again, which migrates it.
+	migratedFrom := func(t *testing.T, v int, put func(testing.TB, store.Store)) (*Store, string) {
+		t.Helper()
 		path := filepath.Join(t.TempDir(), "sharedcare.db")
 		s, err := Open(ctx, path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		storetest.PutAccessFixture(t, s)
+		put(t, s)
 		s.Close()
-		// Take the file back to schema 5, as a program before migration 6
-		// would have left it.
-		backTo(t, path, 5)
-		s, err = Open(ctx, path)
-		if err != nil {
+		backTo(t, path, v)
+		if s, err = Open(ctx, path); err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close()
+		t.Cleanup(func() { s.Close() })
 		if got := schemaVersion(t, path); got != len(ms) {
 			t.Errorf("schema_version = %d, want %d", got, len(ms))
 		}
+		return s, path
+	}
+
+	t.Run("migration 6 fills in the access columns of resources written before it", func(t *testing.T) {
+		s, _ := migratedFrom(t, 5, storetest.PutAccessFixture)
 		storetest.CheckAccessFixture(t, s)
 	})
 
 	t.Run("migration 7 gives the token rows of resources written before it their date span", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "sharedcare.db")
-		s, err := Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		storetest.PutDateSpanFixture(t, s)
-		s.Close()
-		backTo(t, path, 6)
-		s, err = Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		if got := schemaVersion(t, path); got != len(ms) {
-			t.Errorf("schema_version = %d, want %d", got, len(ms))
-		}
+		s, path := migratedFrom(t, 6, storetest.PutDateSpanFixture)
 		storetest.CheckDateSpanFixture(t, s)
 		// Every span is filled in: none is left at the column's default
 		// (the widest span), which would only have cost probes.

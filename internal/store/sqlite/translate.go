@@ -148,11 +148,7 @@ func (b *sqlBuilder) resourceWhere(a string, types []string, clauses []store.Cla
 				// cannot meet the date clauses are dropped before the
 				// resource is read or its dates probed.
 				for _, t := range store.SpanTests(clauses, driver) {
-					col := "d.date_lo"
-					if t.OnHi {
-						col = "d.date_hi"
-					}
-					b.w(" AND "+col+" "+t.Op+" ?", t.Value)
+					b.w(" AND "+t.SQL("d.date_lo", "d.date_hi"), t.Value)
 				}
 			}
 		}
