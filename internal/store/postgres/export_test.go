@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,4 +88,29 @@ func (s *Store) SettingForTest(ctx context.Context, name string) (string, error)
 	var v string
 	err := s.pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
 	return v, err
+}
+
+// SourceLabelsForTest is every "_source" URI row's labels (migration
+// 0010), one line a row in rid order: the rid, then the keys sorted, or
+// "NULL".
+func (s *Store) SourceLabelsForTest(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, "SELECT rid, labels FROM idx_uri WHERE param = '_source' ORDER BY rid")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		var rid int64
+		var labels []string
+		if err := rows.Scan(&rid, &labels); err != nil {
+			return nil, err
+		}
+		line := fmt.Sprint(rid, " NULL")
+		if labels != nil {
+			slices.Sort(labels)
+			line = fmt.Sprintf("%d %q", rid, labels)
+		}
+		out = append(out, line)
+	}
+	return out, rows.Err()
 }

@@ -104,7 +104,14 @@ func (b *sqlBuilder) w(s string, args ...any) {
 			panic("postgres: more placeholders than arguments in " + s)
 		}
 		b.sb.WriteString(s[:i])
-		b.sb.WriteString(b.arg(args[0]))
+		b.args = append(b.args, args[0])
+		if b.template {
+			b.sb.WriteByte('?')
+		} else {
+			var n [20]byte
+			b.sb.WriteByte('$')
+			b.sb.Write(strconv.AppendInt(n[:0], int64(len(b.args)), 10))
+		}
 		args, s = args[1:], s[i+1:]
 	}
 	if len(args) > 0 {
@@ -953,12 +960,24 @@ func (b *sqlBuilder) writeFilter(a string, f *store.Filter) {
 					b.w("value = ? OR starts_with(value, ?)", clean(s), clean(s)+"#")
 				}
 				b.w(")")
+				// On the source row the grant's label test is made too:
+				// its labels column (migration 0010).
+				if len(g.DenyLabels) > 0 {
+					b.w(" AND NOT coalesce(labels && ARRAY[")
+					for j, l := range g.DenyLabels {
+						if j > 0 {
+							b.w(", ")
+						}
+						b.value(labelKey(l.System, l.Code))
+					}
+					b.w("]::text[], true)")
+				}
 				if !sourced {
 					b.w(")")
 				}
 			}
 		}
-		if len(g.DenyLabels) > 0 {
+		if len(g.DenyLabels) > 0 && len(g.Sources) == 0 {
 			b.w(" AND NOT EXISTS (SELECT 1 FROM idx_token WHERE rid = " + a + ".rid AND param = '_security' AND (")
 			for j, l := range g.DenyLabels {
 				if j > 0 {

@@ -438,6 +438,58 @@ func clean(s string) string {
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
+// labelKeys are the keys of a resource's security labels kept on its
+// "_source" URI row (migration 0010), which the access filter tests with
+// one array overlap instead of probing the "_security" token rows: each
+// label's code as "c:" + code, and with a system also "s:" + system +
+// "\n" + code. A filter's label matches as labelKey makes it: by code in
+// any system, or by system and code (store.Grant.DenyLabels). Neither a
+// URI nor a code holds a line feed, so no two labels share a key.
+func labelKeys(ls []store.Label) []string {
+	if len(ls) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, 2*len(ls))
+	for _, l := range ls {
+		keys = append(keys, labelKey("", l.Code))
+		if l.System != "" {
+			keys = append(keys, labelKey(l.System, l.Code))
+		}
+	}
+	return keys
+}
+
+// labelKey is the key of labelKeys that a filter's label l matches.
+func labelKey(system, code string) string {
+	if system == "" {
+		return "c:" + clean(code)
+	}
+	return "s:" + clean(system) + "\n" + clean(code)
+}
+
+// arrayLiteral writes ss as a PostgreSQL text array literal ("{}" when
+// empty): every element double-quoted, with its quotes and backslashes
+// escaped.
+func arrayLiteral(ss []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(s[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
 // indexBuffer holds index rows column by column, ready for unnest.
 type indexBuffer struct {
 	tokRID                                         []int64
@@ -464,6 +516,7 @@ type indexBuffer struct {
 
 	uriRID                      []int64
 	uriType, uriParam, uriValue []string
+	uriLabels                   []string // a "_source" row's labelKeys as an array literal; "" (NULL) on others
 
 	// Composite parts i = 0..2, one slice per column (absent parts '' / 0).
 	cmpRID                      []int64
@@ -533,6 +586,11 @@ func (b *indexBuffer) add(rid int64, typ string, ix *store.Index) {
 		b.uriType = append(b.uriType, typ)
 		b.uriParam = append(b.uriParam, clean(r.Param))
 		b.uriValue = append(b.uriValue, clean(r.Value))
+		labels := ""
+		if r.Param == "_source" {
+			labels = arrayLiteral(labelKeys(ix.Labels()))
+		}
+		b.uriLabels = append(b.uriLabels, labels)
 	}
 	for _, r := range ix.Composites {
 		b.cmpRID = append(b.cmpRID, rid)
@@ -611,9 +669,10 @@ func (b *indexBuffer) batch() *pgx.Batch {
 			b.refRID, b.refType, b.refParam, b.refRefType, b.refID, b.refURL)
 	}
 	if len(b.uriRID) > 0 {
-		q.Queue(`INSERT INTO idx_uri (rid, type, param, value)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])`,
-			b.uriRID, b.uriType, b.uriParam, b.uriValue)
+		q.Queue(`INSERT INTO idx_uri (rid, type, param, value, labels)
+			SELECT rid, type, param, value, NULLIF(labels, '')::text[]
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(rid, type, param, value, labels)`,
+			b.uriRID, b.uriType, b.uriParam, b.uriValue, b.uriLabels)
 	}
 	if len(b.cmpRID) > 0 {
 		q.Queue(`INSERT INTO idx_composite (rid, type, param,

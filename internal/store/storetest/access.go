@@ -185,3 +185,56 @@ func testFilterReuse(t *testing.T, h Harness) {
 	changing.Grants[0].Sources[0] = srcA
 	equalStrings(t, "a filter changed after use", filtered(t, s, changing), []string{"Observation/a"})
 }
+
+// testAccessLabelsWithSources: a grant that requires a source and denies
+// labels (every sharing agreement's) tests the labels as exactly as a
+// grant without a source: by code in any system, or by system and code,
+// whatever characters they hold, alone or beside other grants. The
+// PostgreSQL store tests them on the source row (migration 0010), where
+// they are written as an array literal.
+func testAccessLabelsWithSources(t *testing.T, h Harness) {
+	s := h.Open(t)
+	const (
+		oddSys  = `http://x.example/"q"\sys{a,b}`
+		oddCode = `a b,{c}"\`
+	)
+	for _, r := range []struct {
+		id     string
+		labels []store.Label
+	}{
+		{"l1", []store.Label{{System: secSys, Code: "R"}}},
+		{"l2", []store.Label{{System: oddSys, Code: oddCode}}},
+		{"l3", nil},
+		{"l4", []store.Label{{Code: "V"}}},
+	} {
+		ix := accessIndex(srcA)
+		for _, l := range r.labels {
+			ix.Tokens = append(ix.Tokens, store.Token{Param: "_security", System: l.System, Code: l.Code})
+		}
+		put(t, s, &store.Put{Type: "Observation", ID: r.id, VersionID: 1, Index: ix})
+	}
+	fromA := func(deny ...store.Label) store.Grant { return store.Grant{Sources: []string{srcA}, DenyLabels: deny} }
+	all := []string{"Observation/l1", "Observation/l2", "Observation/l3", "Observation/l4"}
+	for _, tc := range []struct {
+		name string
+		f    *store.Filter
+		want []string
+	}{
+		{"a code in any system", grants(fromA(store.Label{Code: "R"})), []string{"Observation/l2", "Observation/l3", "Observation/l4"}},
+		{"a system and code", grants(fromA(store.Label{System: secSys, Code: "R"})), []string{"Observation/l2", "Observation/l3", "Observation/l4"}},
+		{"a code in another system", grants(fromA(store.Label{System: otherSys, Code: "R"})), all},
+		{"odd characters, system and code", grants(fromA(store.Label{System: oddSys, Code: oddCode})), []string{"Observation/l1", "Observation/l3", "Observation/l4"}},
+		{"odd characters, code alone", grants(fromA(store.Label{Code: oddCode})), []string{"Observation/l1", "Observation/l3", "Observation/l4"}},
+		{"an odd system with another code", grants(fromA(store.Label{System: oddSys, Code: "R"})), all},
+		{"a label without a system, by code", grants(fromA(store.Label{Code: "V"})), []string{"Observation/l1", "Observation/l2", "Observation/l3"}},
+		{"a label without a system, by a system", grants(fromA(store.Label{System: secSys, Code: "V"})), all},
+		{"several labels", grants(fromA(store.Label{Code: "V"}, store.Label{Code: oddCode}, store.Label{System: secSys, Code: "R"})), []string{"Observation/l3"}},
+		{"beside a grant of another source", grants(store.Grant{Sources: []string{srcB}}, fromA(store.Label{Code: "R"})),
+			[]string{"Observation/l2", "Observation/l3", "Observation/l4"}},
+		{"two grants of the source, the union", grants(fromA(store.Label{Code: "R"}), fromA(store.Label{Code: "V"})), all},
+		{"beside a grant without a source", grants(store.Grant{Types: []string{"Patient"}}, fromA(store.Label{Code: "R"})),
+			[]string{"Observation/l2", "Observation/l3", "Observation/l4"}},
+	} {
+		equalStrings(t, tc.name, filtered(t, s, tc.f), tc.want)
+	}
+}

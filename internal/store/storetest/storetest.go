@@ -78,6 +78,7 @@ var tests = []struct {
 	{"every index kind is stored without breaking the write", testIndexKinds},
 	{"an access filter passes exactly what its sources and denied labels allow", testAccessFixture},
 	{"an access filter follows a resource's source and labels through update, delete, re-create and reindex", testAccessFollowsWrites},
+	{"an access filter's labels are tested alike with and without a source, whatever their characters", testAccessLabelsWithSources},
 	{"a filter's kept SQL answers only that filter, however it differs from others or changes after use", testFilterReuse},
 	{"a search by a code and a date finds exactly what each prefix admits (the date span only narrows)", testDateSpanFixture},
 	{"the date span on a resource's token rows follows its dates through update and delete", testDateSpanFollowsWrites},
