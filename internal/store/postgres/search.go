@@ -40,10 +40,6 @@ func search(ctx context.Context, qr querier, q *store.Query) (*store.Result, err
 		return nil, err
 	}
 	var b sqlBuilder
-	// Room for a page's SQL with an access filter (about 1.5 KB) and its
-	// arguments, so that writing them does not grow them step by step.
-	b.sb.Grow(2048)
-	b.args = make([]any, 0, 32)
 	if err := b.wherePage(q); err != nil {
 		return nil, err
 	}

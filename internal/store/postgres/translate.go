@@ -104,14 +104,7 @@ func (b *sqlBuilder) w(s string, args ...any) {
 			panic("postgres: more placeholders than arguments in " + s)
 		}
 		b.sb.WriteString(s[:i])
-		b.args = append(b.args, args[0])
-		if b.template {
-			b.sb.WriteByte('?')
-		} else {
-			var n [20]byte
-			b.sb.WriteByte('$')
-			b.sb.Write(strconv.AppendInt(n[:0], int64(len(b.args)), 10))
-		}
+		b.sb.WriteString(b.arg(args[0]))
 		args, s = args[1:], s[i+1:]
 	}
 	if len(args) > 0 {
