@@ -28,13 +28,14 @@ import (
 // cost is issue 7's figure (BenchmarkAuditCostHTTP).
 //
 // SHAREDCARE_BENCH_HTTP_SECONDS sets each run's measured time (default 2),
-// SHAREDCARE_BENCH_ROUNDS the rounds (default 8), SHAREDCARE_BENCH_PEOPLE
+// SHAREDCARE_BENCH_ROUNDS the rounds (default 16: with 8, whole runs' ratios
+// moved by 0.05 or more either way), SHAREDCARE_BENCH_PEOPLE
 // the patients seeded (default 2,000, two observations each). Run with
 // -benchtime 1x: each run is timed by duration, not b.N.
 func BenchmarkAccessCostHTTP(b *testing.B) {
 	people := benchSetting("SHAREDCARE_BENCH_PEOPLE", 2000)
 	secs := benchSetting("SHAREDCARE_BENCH_HTTP_SECONDS", 2)
-	rounds := benchSetting("SHAREDCARE_BENCH_ROUNDS", 8)
+	rounds := benchSetting("SHAREDCARE_BENCH_ROUNDS", 16)
 	const clients = 32
 	for _, be := range backend.ForTests(b) {
 		b.Run(be.Name, func(b *testing.B) {
