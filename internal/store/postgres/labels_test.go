@@ -41,15 +41,7 @@ func TestSourceLabelsBackfill(t *testing.T) {
 		{denyR, nil}, // Observation/d has no label, but its row does not say so
 		{sourcesB, []string{"Observation/b", "Observation/d"}},
 	} {
-		res, err := st.Search(ctx, &store.Query{Types: []string{"Observation"}, Filter: &store.Filter{Grants: []store.Grant{tc.g}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, v := range res.Versions {
-			got = append(got, v.Type+"/"+v.ID)
-		}
-		slices.Sort(got)
+		got := storetest.SearchIDs(t, st, store.Query{Types: []string{"Observation"}, Filter: &store.Filter{Grants: []store.Grant{tc.g}}})
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("labels unknown, grant %+v: got %q, want %q", tc.g, got, tc.want)
 		}

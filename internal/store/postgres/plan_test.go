@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 	"github.com/sharedcare/sharedcare/internal/store/postgres"
+	"github.com/sharedcare/sharedcare/internal/store/storetest"
 )
 
 // planShapes are the query shapes of issue 4's targets and of the access
@@ -199,16 +201,8 @@ func TestSortedPagesQuoteTheirValues(t *testing.T) {
 		q := store.Query{Types: []string{"Patient"},
 			Clauses: []store.Clause{{{Kind: store.CondString, Param: "family", Match: store.MatchExact, Value: n}}},
 			Sort:    []store.SortKey{{Kind: store.CondString, Param: "family", Desc: true}}}
-		r, err := st.Search(ctx, &q)
-		if err != nil {
-			t.Fatalf("%q: %v", n, err)
-		}
-		if len(r.Versions) != 1 || r.Versions[0].ID != fmt.Sprintf("p%d", i) {
-			var got []string
-			for _, v := range r.Versions {
-				got = append(got, v.ID)
-			}
-			t.Errorf("family exactly %q, sorted: got %v, want [p%d]", n, got, i)
+		if got, want := storetest.SearchIDs(t, st, q), fmt.Sprintf("Patient/p%d", i); !slices.Equal(got, []string{want}) {
+			t.Errorf("family exactly %q, sorted: got %q, want [%s]", n, got, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -273,17 +274,10 @@ func TestIndexValuesOfAnyContentAndLength(t *testing.T) {
 		}
 	}
 	for i, c := range codes {
-		res, err := st.Search(ctx, &store.Query{Types: []string{"Observation"},
+		got := storetest.SearchIDs(t, st, store.Query{Types: []string{"Observation"},
 			Clauses: []store.Clause{{{Kind: store.CondToken, Param: "code", System: "sys", Code: c}}}})
-		if err != nil {
-			t.Fatalf("search code %d: %v", i, err)
-		}
-		if len(res.Versions) != 1 || res.Versions[0].ID != fmt.Sprint("o", i) {
-			var got []string
-			for _, v := range res.Versions {
-				got = append(got, v.ID)
-			}
-			t.Errorf("search code %d: got %v, want [o%d]", i, got, i)
+		if want := fmt.Sprint("Observation/o", i); !slices.Equal(got, []string{want}) {
+			t.Errorf("search code %d: got %q, want [%s]", i, got, want)
 		}
 	}
 }

@@ -40,8 +40,8 @@ var denyR = []store.Label{{System: secSys, Code: "R"}}
 // Patient/p's compartment (a driving clause). Both must agree.
 func filtered(t testing.TB, s store.Store, f *store.Filter) []string {
 	t.Helper()
-	scan := searchIDs(t, s, store.Query{Types: []string{"Observation"}, Filter: f})
-	member := searchIDs(t, s, store.Query{Types: []string{"Observation"}, Filter: f,
+	scan := SearchIDs(t, s, store.Query{Types: []string{"Observation"}, Filter: f})
+	member := SearchIDs(t, s, store.Query{Types: []string{"Observation"}, Filter: f,
 		Clauses: []store.Clause{{{Kind: store.CondCompartment, RefType: "Patient", RefID: "p"}}}})
 	equalStrings(t, "the compartment search against the type scan", member, scan)
 	return scan

@@ -79,10 +79,10 @@ func CheckDateSpanFixture(t testing.TB, s store.Store) {
 		return store.Clause{{Kind: store.CondDate, Param: store.SpanParam, Prefix: p, Lo: lo, Hi: hi}}
 	}
 	for _, tc := range spanCases {
-		got := searchIDs(t, s, store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{code}, date(tc.prefix, lo, hi)}})
+		got := SearchIDs(t, s, store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{code}, date(tc.prefix, lo, hi)}})
 		equalStrings(t, tc.name, got, tc.want)
 	}
-	year := searchIDs(t, s, store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{code},
+	year := SearchIDs(t, s, store.Query{Types: []string{"Observation"}, Clauses: []store.Clause{{code},
 		date(store.PrefixGE, lo, lo+86_400_000-1), date(store.PrefixLT, hi+1, hi+86_400_000)}})
 	equalStrings(t, "ge 2021-01-01 and lt 2022-01-01", year, []string{"Observation/a", "Observation/c", "Observation/e"})
 }
@@ -104,13 +104,13 @@ func testDateSpanFollowsWrites(t *testing.T, h Harness) {
 	}}
 	x := []string{"Observation/x"}
 	put(t, s, spanObs("x", 1, day2019))
-	equalStrings(t, "created in 2019, searched in 2021", searchIDs(t, s, q), nil)
+	equalStrings(t, "created in 2019, searched in 2021", SearchIDs(t, s, q), nil)
 	put(t, s, spanObs("x", 2, day2021))
-	equalStrings(t, "moved to 2021", searchIDs(t, s, q), x)
+	equalStrings(t, "moved to 2021", SearchIDs(t, s, q), x)
 	put(t, s, spanObs("x", 3))
-	equalStrings(t, "date removed", searchIDs(t, s, q), nil)
+	equalStrings(t, "date removed", SearchIDs(t, s, q), nil)
 	put(t, s, spanObs("x", 4, day2019, day2021))
-	equalStrings(t, "dates in both years", searchIDs(t, s, q), x)
+	equalStrings(t, "dates in both years", SearchIDs(t, s, q), x)
 	put(t, s, &store.Put{Type: "Observation", ID: "x", VersionID: 5, Deleted: true})
-	equalStrings(t, "deleted", searchIDs(t, s, q), nil)
+	equalStrings(t, "deleted", SearchIDs(t, s, q), nil)
 }

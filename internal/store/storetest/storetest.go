@@ -176,8 +176,8 @@ func search(t testing.TB, s store.Store, q *store.Query) *store.Result {
 	return r
 }
 
-// searchIDs returns the sorted Type/id of every match, following cursors.
-func searchIDs(t testing.TB, s store.Store, q store.Query) []string {
+// SearchIDs returns the sorted Type/id of every match, following cursors.
+func SearchIDs(t testing.TB, s store.Store, q store.Query) []string {
 	t.Helper()
 	var out []string
 	for i := 0; ; i++ {
@@ -290,7 +290,7 @@ func testVersionConflict(t *testing.T, h Harness) {
 	if v.VersionID != 1 || string(v.Body) != string(body("Patient", "p1", 1, "")) {
 		t.Errorf("after conflicts: got v%d %s, want v1 unchanged", v.VersionID, v.Body)
 	}
-	got := searchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: "2"}}}})
+	got := SearchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: "2"}}}})
 	equalStrings(t, "index rows of the rejected version", got, nil)
 }
 
@@ -356,9 +356,9 @@ func testWriteAtomic(t *testing.T, h Harness) {
 		t.Errorf("aborted update: Patient/existing is at v%d, want v1", v.VersionID)
 	}
 	equalStrings(t, "search for the aborted write's token",
-		searchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "code", AnySystem: true, Code: "c"}}}}), nil)
+		SearchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "code", AnySystem: true, Code: "c"}}}}), nil)
 	equalStrings(t, "search for the old token after the aborted update",
-		searchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: "old"}}}}), []string{"Patient/existing"})
+		SearchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: "old"}}}}), []string{"Patient/existing"})
 	hist, err := s.History(ctx, store.HistoryQuery{})
 	if err != nil {
 		t.Fatal(err)
@@ -505,7 +505,7 @@ func testTxSearchOwnWrites(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalStrings(t, "Search after the Write", searchIDs(t, s, *q), []string{"Patient/new"})
+	equalStrings(t, "Search after the Write", SearchIDs(t, s, *q), []string{"Patient/new"})
 }
 
 // historyFixture writes, in this order: Patient/a v1, Observation/o v1,
@@ -637,7 +637,7 @@ func testSearchID(t *testing.T, h Harness) {
 		{"_id of an unknown id matches nothing", store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{idc("zz")}}}, nil},
 		{"_id with several values", store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{idc("a"), idc("b"), idc("zz")}}}, []string{"Patient/a"}},
 	} {
-		equalStrings(t, tc.name, searchIDs(t, s, tc.q), tc.want)
+		equalStrings(t, tc.name, SearchIDs(t, s, tc.q), tc.want)
 	}
 	r := search(t, s, &store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{idc("a")}}})
 	if len(r.Versions) != 1 {
@@ -672,7 +672,7 @@ func testSearchTokenForms(t *testing.T, h Harness) {
 		{"codes are case-sensitive", cond(store.Cond{AnySystem: true, Code: "a"}), nil},
 		{"the parameter must match", store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "gender", AnySystem: true, Code: "A"}}}}, []string{"Patient/other-param"}},
 	} {
-		equalStrings(t, tc.name, searchIDs(t, s, tc.q), tc.want)
+		equalStrings(t, tc.name, SearchIDs(t, s, tc.q), tc.want)
 	}
 }
 
@@ -703,7 +703,7 @@ func testSearchOrAnd(t *testing.T, h Harness) {
 		{"a token and an _id in one clause", q(store.Clause{code("3"), {Kind: store.CondID, Code: "o1"}}), []string{"Observation/o1", "Observation/o4"}},
 		{"no clauses matches every resource of the type", q(), []string{"Observation/o1", "Observation/o2", "Observation/o3", "Observation/o4"}},
 	} {
-		equalStrings(t, tc.name, searchIDs(t, s, tc.q), tc.want)
+		equalStrings(t, tc.name, SearchIDs(t, s, tc.q), tc.want)
 	}
 }
 
@@ -724,7 +724,7 @@ func testSearchTypes(t *testing.T, h Harness) {
 		{"no type filter searches every type", nil, []string{"Organization/org", "Patient/p", "Practitioner/pr"}},
 		{"a type with no matches", []string{"Encounter"}, nil},
 	} {
-		equalStrings(t, tc.name, searchIDs(t, s, store.Query{Types: tc.types, Clauses: cl}), tc.want)
+		equalStrings(t, tc.name, SearchIDs(t, s, store.Query{Types: tc.types, Clauses: cl}), tc.want)
 	}
 }
 
@@ -842,19 +842,19 @@ func testIndexReplaced(t *testing.T, h Harness) {
 	q := func(param, code string) store.Query {
 		return store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{{Kind: store.CondToken, Param: param, AnySystem: true, Code: code}}}}
 	}
-	equalStrings(t, "old identifier after update", searchIDs(t, s, q("identifier", "old")), nil)
-	equalStrings(t, "dropped gender after update", searchIDs(t, s, q("gender", "male")), nil)
-	equalStrings(t, "new identifier after update", searchIDs(t, s, q("identifier", "new")), []string{"Patient/p"})
+	equalStrings(t, "old identifier after update", SearchIDs(t, s, q("identifier", "old")), nil)
+	equalStrings(t, "dropped gender after update", SearchIDs(t, s, q("gender", "male")), nil)
+	equalStrings(t, "new identifier after update", SearchIDs(t, s, q("identifier", "new")), []string{"Patient/p"})
 	r := search(t, s, &store.Query{Types: []string{"Patient"}, Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", AnySystem: true, Code: "new"}}}})
 	if len(r.Versions) == 1 && r.Versions[0].VersionID != 2 {
 		t.Errorf("search returned v%d, want the current v2", r.Versions[0].VersionID)
 	}
 	put(t, s, &store.Put{Type: "Patient", ID: "p", VersionID: 3, Deleted: true})
-	equalStrings(t, "identifier after delete", searchIDs(t, s, q("identifier", "new")), nil)
-	equalStrings(t, "type scan after delete", searchIDs(t, s, store.Query{Types: []string{"Patient"}}), nil)
+	equalStrings(t, "identifier after delete", SearchIDs(t, s, q("identifier", "new")), nil)
+	equalStrings(t, "type scan after delete", SearchIDs(t, s, store.Query{Types: []string{"Patient"}}), nil)
 	// A resource re-created after deletion is indexed again.
 	put(t, s, &store.Put{Type: "Patient", ID: "p", VersionID: 4, Index: store.Index{Tokens: []store.Token{tok("identifier", "s", "again")}}})
-	equalStrings(t, "identifier after re-create", searchIDs(t, s, q("identifier", "again")), []string{"Patient/p"})
+	equalStrings(t, "identifier after re-create", SearchIDs(t, s, q("identifier", "again")), []string{"Patient/p"})
 	if _, err := s.VRead(ctx, "Patient", "p", 1); err != nil {
 		t.Errorf("VRead v1 after all that: %v", err)
 	}
@@ -876,7 +876,7 @@ func testIndexKinds(t *testing.T, h Harness) {
 	put(t, s, &store.Put{Type: "Patient", ID: "p", VersionID: 3, Deleted: true})
 	put(t, s, &store.Put{Type: "Patient", ID: "p", VersionID: 4, Index: ix})
 	equalStrings(t, "token search after rewriting every index kind",
-		searchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: "1"}}}}), []string{"Patient/p"})
+		SearchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: "1"}}}}), []string{"Patient/p"})
 }
 
 func testSecret(t *testing.T, h Harness) {
@@ -1141,7 +1141,7 @@ func testReopen(t *testing.T, h Harness) {
 	}
 	equalStrings(t, "history after reopen", keys(after), keys(before))
 	equalStrings(t, "search after reopen",
-		searchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: "2"}}}}), []string{"Patient/p"})
+		SearchIDs(t, s, store.Query{Clauses: []store.Clause{{{Kind: store.CondToken, Param: "identifier", System: "s", Code: "2"}}}}), []string{"Patient/p"})
 	if k, err := s.Secret(ctx, "k", func() ([]byte, error) { return []byte("new"), nil }); err != nil || string(k) != string(key) {
 		t.Errorf("Secret after reopen: got %q, %v; want %q", k, err, key)
 	}
