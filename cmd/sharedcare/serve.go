@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/sharedcare/sharedcare/internal/config"
 	"github.com/sharedcare/sharedcare/internal/engine"
 	mpiservice "github.com/sharedcare/sharedcare/internal/mpi/service"
+	"github.com/sharedcare/sharedcare/internal/procs"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 	"github.com/sharedcare/sharedcare/policy"
@@ -84,6 +86,7 @@ func runServe(ctx context.Context, args []string) error {
 // listener is bound, with the engine and the token authority, before the
 // first request is served.
 func serveStore(ctx context.Context, cfg config.Config, st store.Store, log *slog.Logger, ready func(*engine.Engine, *auth.Authority, net.Addr) error) error {
+	procs.ForServing()
 	authority, err := auth.Load(ctx, st, cfg.BaseURL)
 	if err != nil {
 		return fmt.Errorf("load the token signing key: %w", err)
@@ -147,7 +150,8 @@ func serveStore(ctx context.Context, cfg config.Config, st store.Store, log *slo
 			return err
 		}
 	}
-	log.Info("serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeName(cfg), "config", cfg)
+	log.Info("serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeName(cfg),
+		"cores", procs.Cores(), "gomaxprocs", runtime.GOMAXPROCS(0), "config", cfg)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

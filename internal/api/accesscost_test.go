@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sharedcare/sharedcare/internal/loadgen"
+	"github.com/sharedcare/sharedcare/internal/procs"
 	"github.com/sharedcare/sharedcare/internal/store"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 )
@@ -55,6 +57,7 @@ func BenchmarkAccessCostHTTP(b *testing.B) {
 				paths []string
 			}{{"read", reads}, {"search", searches}} {
 				b.Run(kind.name, func(b *testing.B) {
+					servingProcs(b)
 					var total [2]int
 					lo, hi := math.Inf(1), 0.0
 					for round := range rounds {
@@ -79,6 +82,16 @@ func BenchmarkAccessCostHTTP(b *testing.B) {
 			}
 		})
 	}
+}
+
+// servingProcs runs the rest of b with the scheduler sized as `sharedcare
+// serve` sizes it (procs.ForServing), so that a figure measured here is
+// the node's. The testing package sets GOMAXPROCS before each leaf
+// benchmark (its -cpu list), so a leaf calls this itself.
+func servingProcs(b *testing.B) {
+	old := runtime.GOMAXPROCS(0)
+	procs.ForServing()
+	b.Cleanup(func() { runtime.GOMAXPROCS(old) })
 }
 
 // benchSetting is the integer in the environment variable name, or def.

@@ -66,12 +66,14 @@ func BenchmarkAuditCostHTTP(b *testing.B) {
 				for _, clients := range []int{32, 64} {
 					var without float64
 					b.Run(fmt.Sprintf("clients-%d/without#%d", clients, round), func(b *testing.B) {
+						servingProcs(b)
 						res := run(n.base, clients)
 						without = res.Throughput()
 						b.ReportMetric(without, "req/s")
 						b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")
 					})
 					b.Run(fmt.Sprintf("clients-%d/with#%d", clients, round), func(b *testing.B) {
+						servingProcs(b)
 						res := run(audited.URL+"/fhir", clients)
 						b.ReportMetric(res.Throughput(), "req/s")
 						b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")

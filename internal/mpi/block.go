@@ -1,9 +1,10 @@
 package mpi
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sharedcare/sharedcare/internal/procs"
 )
 
 // Blocking: a record is compared only with records sharing one of its
@@ -136,7 +137,7 @@ const maxTrainPairs = 3_000_000
 // comparing on every core (each worker counts into its own map).
 func candidatePatterns(recs []Record) map[pattern]int {
 	b := buildBlocks(recs)
-	workers := runtime.GOMAXPROCS(0)
+	workers := procs.Cores()
 	var (
 		mu     sync.Mutex
 		wg     sync.WaitGroup

@@ -1,9 +1,10 @@
 package mpi
 
 import (
-	"runtime"
 	"sort"
 	"sync"
+
+	"github.com/sharedcare/sharedcare/internal/procs"
 )
 
 // link compares every blocked pair of the batch (in parallel), then builds
@@ -118,7 +119,7 @@ type pair struct {
 // certainly-not (conflicts included), using every core.
 func scoredPairs(m *Model, recs []Record) []pair {
 	b := buildBlocks(recs)
-	workers := runtime.GOMAXPROCS(0)
+	workers := procs.Cores()
 	var mu sync.Mutex
 	var all []pair
 	var wg sync.WaitGroup

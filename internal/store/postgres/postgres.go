@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	neturl "net/url"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/procs"
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
@@ -107,7 +107,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 func searchSlotsOf(raw string) (string, int, error) {
 	u, err := neturl.Parse(raw)
 	if err != nil || !u.Query().Has("search_slots") {
-		return raw, runtime.GOMAXPROCS(0), nil // pgxpool reports a bad URL
+		return raw, procs.Cores(), nil // pgxpool reports a bad URL
 	}
 	q := u.Query()
 	n, err := strconv.Atoi(q.Get("search_slots"))

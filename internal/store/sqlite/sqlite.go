@@ -27,13 +27,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/procs"
 	"github.com/sharedcare/sharedcare/internal/store"
 
 	sqlite "modernc.org/sqlite"
@@ -211,7 +211,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	// n connections serve read by id (held outside the pool, see
 	// fastread.go), n more everything else.
-	n := 4 * runtime.GOMAXPROCS(0)
+	n := 4 * procs.Cores()
 	s.rdb.SetMaxOpenConns(2 * n)
 	s.rdb.SetMaxIdleConns(2 * n)
 	s.rdb.SetConnMaxLifetime(0)
@@ -220,7 +220,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return fail(err)
 	}
 	s.rq = newQueryCache(s.rdb.PrepareContext)
-	s.searchSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	s.searchSlots = make(chan struct{}, procs.Cores())
 	s.fast = make(chan *fastReader, n)
 	for range n {
 		fr, err := newFastReader(ctx, s.rdb)
