@@ -9,8 +9,10 @@
 // returns. With as many Ps as cores, measured on two cores under 32
 // clients, audited reads left a quarter of the machine idle or waiting on
 // I/O while requests queued for a P; with twice as many Ps the same node
-// served 25-35% more audited reads (docs/BENCHMARKS.md, issue 7), and
-// unaudited reads and the Synthea load did not change beyond the noise.
+// served a quarter to a third more audited reads (docs/BENCHMARKS.md,
+// issue 7). The price is paid by reads without an audit, which a node
+// never serves: on PostgreSQL 8-15% fewer, on SQLite as many with a longer
+// tail.
 //
 // So a serving node runs with twice as many Ps as cores (ForServing), and
 // everything that sizes itself to the cores (search slots, reader pools,
