@@ -970,7 +970,9 @@ func (b *sqlBuilder) writeFilter(a string, f *store.Filter) {
 				}
 			}
 		}
-		if len(g.DenyLabels) > 0 && len(g.Sources) == 0 {
+		// A grant with sources tested its labels on the source row above
+		// (or is "AND false" for an empty list, which needs no more).
+		if len(g.DenyLabels) > 0 && g.Sources == nil {
 			b.w(" AND NOT EXISTS (SELECT 1 FROM idx_token WHERE rid = " + a + ".rid AND param = '_security' AND (")
 			for j, l := range g.DenyLabels {
 				if j > 0 {
