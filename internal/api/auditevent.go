@@ -68,7 +68,11 @@ const (
 // of an audited read's CPU (measured over HTTP with 32 clients).
 func (in auditFacts) entry() (*audit.Entry, error) {
 	outcome := outcomeOf(in.Status)
-	w := jsonw{b: make([]byte, 0, 1024)}
+	// Sized for the event in one allocation: about 1,100 bytes of fixed
+	// structure, 150 an entity, and the facts (the query in base64).
+	size := 1152 + 160*(len(in.Patients)+len(in.Resources)) + 2*len(in.Query) + 2*len(in.Detail) +
+		len(in.User) + len(in.Role) + len(in.Org) + len(in.Client) + len(in.Node) + len(in.RequestID)
+	w := jsonw{b: make([]byte, 0, size)}
 	w.raw(`{"resourceType":"AuditEvent","type":{"system":"` + sysEventType + `","code":"rest","display":"RESTful Operation"}`)
 	if in.Subtype != "" {
 		w.raw(`,"subtype":[{"system":"` + sysInteraction + `","code":`)

@@ -2,7 +2,8 @@ package audit
 
 import (
 	"strconv"
-	"strings"
+
+	"github.com/sharedcare/sharedcare/internal/store"
 )
 
 // leafVersion opens every leaf: a change of encoding is a new version, so a
@@ -16,29 +17,88 @@ const leafVersion = "sharedcare-audit-entry/1\n"
 // unambiguous whatever the fields hold. An outside party holding an entry
 // recomputes its leaf hash as tlog.RecordHash(LeafData(e)).
 func LeafData(e *Entry) []byte {
-	var b strings.Builder
-	b.WriteString(leafVersion)
-	field := func(s string) {
-		b.WriteString(strconv.Itoa(len(s)))
-		b.WriteByte(':')
-		b.WriteString(s)
-		b.WriteByte('\n')
+	return appendLeaf(nil, e.Index, e.Time.UnixMicro(), e.User, e.Role, e.Org, e.Client,
+		e.Patients, e.Action, e.Outcome, e.Flags, e.Restricted, e.Event)
+}
+
+// appendRowLeaf appends the LeafData of the entry stored as r to dst. The
+// mover computes every entry's leaf from its row with one buffer, rather
+// than an Entry and a leaf allocated for each.
+func appendRowLeaf(dst []byte, r *store.AuditEntry) []byte {
+	return appendLeaf(dst, r.Index, r.Time, r.User, r.Role, r.Org, r.Client,
+		r.Patients, r.Action, r.Outcome, r.Flags, r.Restricted, r.Event)
+}
+
+// appendLeaf appends the leaf of an entry's fields to dst, growing it at
+// most once.
+func appendLeaf(dst []byte, index, micros int64, user, role, org, client string, patients []string,
+	action, outcome string, flags []string, restricted bool, event []byte) []byte {
+	// Each field's bytes, and up to 20 digits, a colon and a newline around
+	// each of the twelve.
+	need := len(leafVersion) + 12*22 + 2*20 + len(user) + len(role) + len(org) + len(client) +
+		len(action) + len(outcome) + 1 + len(event)
+	for _, p := range patients {
+		need += len(p) + 1
 	}
-	field(strconv.FormatInt(e.Index, 10))
-	field(strconv.FormatInt(e.Time.UnixMicro(), 10))
-	field(e.User)
-	field(e.Role)
-	field(e.Org)
-	field(e.Client)
-	field(strings.Join(e.Patients, " "))
-	field(e.Action)
-	field(e.Outcome)
-	field(strings.Join(e.Flags, " "))
-	if e.Restricted {
+	for _, f := range flags {
+		need += len(f) + 1
+	}
+	if cap(dst)-len(dst) < need {
+		grown := make([]byte, len(dst), len(dst)+need)
+		copy(grown, dst)
+		dst = grown
+	}
+	dst = append(dst, leafVersion...)
+	field := func(s string) {
+		dst = strconv.AppendInt(dst, int64(len(s)), 10)
+		dst = append(dst, ':')
+		dst = append(dst, s...)
+		dst = append(dst, '\n')
+	}
+	// A number's field: its decimal digits, whose length is known only
+	// once written, so they are written first and then moved behind their
+	// length.
+	number := func(n int64) {
+		var digits [20]byte
+		d := strconv.AppendInt(digits[:0], n, 10)
+		dst = strconv.AppendInt(dst, int64(len(d)), 10)
+		dst = append(dst, ':')
+		dst = append(dst, d...)
+		dst = append(dst, '\n')
+	}
+	// A list's field: its items joined by single spaces.
+	list := func(items []string) {
+		n := max(len(items)-1, 0)
+		for _, s := range items {
+			n += len(s)
+		}
+		dst = strconv.AppendInt(dst, int64(n), 10)
+		dst = append(dst, ':')
+		for i, s := range items {
+			if i > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, s...)
+		}
+		dst = append(dst, '\n')
+	}
+	number(index)
+	number(micros)
+	field(user)
+	field(role)
+	field(org)
+	field(client)
+	list(patients)
+	field(action)
+	field(outcome)
+	list(flags)
+	if restricted {
 		field("1")
 	} else {
 		field("0")
 	}
-	field(string(e.Event))
-	return []byte(b.String())
+	dst = strconv.AppendInt(dst, int64(len(event)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, event...)
+	return append(dst, '\n')
 }

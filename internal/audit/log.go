@@ -550,11 +550,18 @@ func (l *Log) append(batch []*pending) error {
 	// away must not fail the others.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var rows []*store.AuditEntry
+	total := 0
+	for _, p := range batch {
+		total += len(p.rows)
+	}
+	// Copies, numbered below: a failed move leaves the spooled rows as
+	// they were. One allocation for the batch's rows, not one each.
+	slab := make([]store.AuditEntry, 0, total)
+	rows := make([]*store.AuditEntry, 0, total)
 	for _, p := range batch {
 		for _, row := range p.rows {
-			r := *row
-			rows = append(rows, &r)
+			slab = append(slab, *row)
+			rows = append(rows, &slab[len(slab)-1])
 		}
 	}
 	err := l.st.AppendAudit(ctx, func(tx store.AuditTx) error {
@@ -589,9 +596,11 @@ func (l *Log) append(batch []*pending) error {
 			}
 			return out, nil
 		})
+		var leaf []byte
 		for i, r := range rows {
 			r.Index = n + int64(i)
-			hs, err := tlog.StoredHashes(r.Index, LeafData(fromRow(r)), reader)
+			leaf = appendRowLeaf(leaf[:0], r)
+			hs, err := tlog.StoredHashes(r.Index, leaf, reader)
 			if err != nil {
 				return err
 			}

@@ -454,16 +454,48 @@ func syncDir(dir string) error {
 // encodeRecord appends the record of rows (one Record or RecordAll) to
 // dst: header and payload.
 func encodeRecord(dst []byte, rows []*store.AuditEntry) []byte {
+	// Grown once: the header, the count, and per row its fields' bytes and
+	// at most ten bytes of varint before each of the eleven.
+	need := 8 + binary.MaxVarintLen64
+	for _, r := range rows {
+		need += 11*binary.MaxVarintLen64 + 1 + len(r.User) + len(r.Role) + len(r.Org) + len(r.Client) +
+			len(r.Action) + len(r.Outcome) + len(r.Event)
+		for _, p := range r.Patients {
+			need += len(p) + 1
+		}
+		for _, f := range r.Flags {
+			need += len(f) + 1
+		}
+	}
+	dst = slices.Grow(dst, need)
 	at := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	dst = binary.AppendUvarint(dst, uint64(len(rows)))
+	list := func(items []string) {
+		n := max(len(items)-1, 0)
+		for _, s := range items {
+			n += len(s)
+		}
+		dst = binary.AppendUvarint(dst, uint64(n))
+		for i, s := range items {
+			if i > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, s...)
+		}
+	}
 	for _, r := range rows {
 		dst = binary.AppendVarint(dst, r.Time)
-		for _, f := range [...]string{r.User, r.Role, r.Org, r.Client, strings.Join(r.Patients, " "),
-			r.Action, r.Outcome, strings.Join(r.Flags, " ")} {
+		for _, f := range [...]string{r.User, r.Role, r.Org, r.Client} {
 			dst = binary.AppendUvarint(dst, uint64(len(f)))
 			dst = append(dst, f...)
 		}
+		list(r.Patients)
+		for _, f := range [...]string{r.Action, r.Outcome} {
+			dst = binary.AppendUvarint(dst, uint64(len(f)))
+			dst = append(dst, f...)
+		}
+		list(r.Flags)
 		if r.Restricted {
 			dst = append(dst, 1)
 		} else {

@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -250,4 +252,31 @@ func TestSpoolRotatesIntoZeroedSegments(t *testing.T) {
 		t.Fatalf("after reopening: %v %+v", err, recs)
 	}
 	sp.close()
+}
+
+// TestSpoolRecordLayout holds encodeRecord to the layout that spools on
+// disk are in (spool.go), written out here field by field: a node must
+// read the spool an earlier build left, so the bytes may not change.
+func TestSpoolRecordLayout(t *testing.T) {
+	rows := spoolRows("u", 2)
+	rows[1].Patients, rows[1].Flags, rows[1].User = nil, []string{"a", "b"}, ""
+	var payload []byte
+	payload = binary.AppendUvarint(payload, 2)
+	for _, r := range rows {
+		payload = binary.AppendVarint(payload, r.Time)
+		for _, f := range []string{r.User, r.Role, r.Org, r.Client, strings.Join(r.Patients, " "), r.Action, r.Outcome, strings.Join(r.Flags, " ")} {
+			payload = binary.AppendUvarint(payload, uint64(len(f)))
+			payload = append(payload, f...)
+		}
+		payload = append(payload, map[bool]byte{false: 0, true: 1}[r.Restricted])
+		payload = binary.AppendUvarint(payload, uint64(len(r.Event)))
+		payload = append(payload, r.Event...)
+	}
+	want := binary.LittleEndian.AppendUint32(nil, uint32(len(payload)))
+	want = binary.LittleEndian.AppendUint32(want, crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)))
+	want = append(want, payload...)
+	got := encodeRecord([]byte("before"), rows)
+	if !slices.Equal(got, append([]byte("before"), want...)) {
+		t.Errorf("encodeRecord\n got %x\nwant before+%x", got, want)
+	}
 }

@@ -137,6 +137,7 @@ func Verify(ctx context.Context, st store.AuditStore, verifiers note.Verifiers, 
 			}
 			return out, nil
 		}
+		var leaf []byte
 		for _, row := range rows {
 			i := good
 			switch {
@@ -150,7 +151,8 @@ func Verify(ctx context.Context, st store.AuditStore, verifiers note.Verifiers, 
 				break
 			}
 			start := tlog.StoredHashIndex(0, i)
-			hs, err := tlog.StoredHashes(i, LeafData(fromRow(row)), mem)
+			leaf = appendRowLeaf(leaf[:0], row)
+			hs, err := tlog.StoredHashes(i, leaf, mem)
 			if err != nil {
 				return nil, err
 			}
