@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/sharedcare/sharedcare/internal/store"
@@ -43,11 +44,7 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 	for _, f := range flags {
 		need += len(f) + 1
 	}
-	if cap(dst)-len(dst) < need {
-		grown := make([]byte, len(dst), len(dst)+need)
-		copy(grown, dst)
-		dst = grown
-	}
+	dst = slices.Grow(dst, need)
 	dst = append(dst, leafVersion...)
 	field := func(s string) {
 		dst = strconv.AppendInt(dst, int64(len(s)), 10)
@@ -55,9 +52,8 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 		dst = append(dst, s...)
 		dst = append(dst, '\n')
 	}
-	// A number's field: its decimal digits, whose length is known only
-	// once written, so they are written first and then moved behind their
-	// length.
+	// A number's field: its decimal digits, written aside first, since
+	// their count goes before them.
 	number := func(n int64) {
 		var digits [20]byte
 		d := strconv.AppendInt(digits[:0], n, 10)
