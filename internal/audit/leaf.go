@@ -36,15 +36,8 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 	action, outcome string, flags []string, restricted bool, event []byte) []byte {
 	// Each field's bytes, and up to 20 digits, a colon and a newline around
 	// each of the twelve.
-	need := len(leafVersion) + 12*22 + 2*20 + len(user) + len(role) + len(org) + len(client) +
-		len(action) + len(outcome) + 1 + len(event)
-	for _, p := range patients {
-		need += len(p) + 1
-	}
-	for _, f := range flags {
-		need += len(f) + 1
-	}
-	dst = slices.Grow(dst, need)
+	dst = slices.Grow(dst, len(leafVersion)+12*22+2*20+len(user)+len(role)+len(org)+len(client)+
+		joinedLen(patients)+len(action)+len(outcome)+joinedLen(flags)+1+len(event))
 	dst = append(dst, leafVersion...)
 	field := func(s string) {
 		dst = strconv.AppendInt(dst, int64(len(s)), 10)
@@ -64,11 +57,7 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 	}
 	// A list's field: its items joined by single spaces.
 	list := func(items []string) {
-		n := max(len(items)-1, 0)
-		for _, s := range items {
-			n += len(s)
-		}
-		dst = strconv.AppendInt(dst, int64(n), 10)
+		dst = strconv.AppendInt(dst, int64(joinedLen(items)), 10)
 		dst = append(dst, ':')
 		for i, s := range items {
 			if i > 0 {
@@ -97,4 +86,14 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 	dst = append(dst, ':')
 	dst = append(dst, event...)
 	return append(dst, '\n')
+}
+
+// joinedLen is the length of items joined by single spaces, as an entry's
+// patients and flags are in its leaf, its spool record and its row.
+func joinedLen(items []string) int {
+	n := max(len(items)-1, 0)
+	for _, s := range items {
+		n += len(s)
+	}
+	return n
 }

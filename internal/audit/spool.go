@@ -459,24 +459,14 @@ func encodeRecord(dst []byte, rows []*store.AuditEntry) []byte {
 	need := 8 + binary.MaxVarintLen64
 	for _, r := range rows {
 		need += 11*binary.MaxVarintLen64 + 1 + len(r.User) + len(r.Role) + len(r.Org) + len(r.Client) +
-			len(r.Action) + len(r.Outcome) + len(r.Event)
-		for _, p := range r.Patients {
-			need += len(p) + 1
-		}
-		for _, f := range r.Flags {
-			need += len(f) + 1
-		}
+			joinedLen(r.Patients) + len(r.Action) + len(r.Outcome) + joinedLen(r.Flags) + len(r.Event)
 	}
 	dst = slices.Grow(dst, need)
 	at := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	dst = binary.AppendUvarint(dst, uint64(len(rows)))
 	list := func(items []string) {
-		n := max(len(items)-1, 0)
-		for _, s := range items {
-			n += len(s)
-		}
-		dst = binary.AppendUvarint(dst, uint64(n))
+		dst = binary.AppendUvarint(dst, uint64(joinedLen(items)))
 		for i, s := range items {
 			if i > 0 {
 				dst = append(dst, ' ')

@@ -2,8 +2,9 @@
 // rest of the node how many cores it has.
 //
 // A node's requests spend much of their time in blocking system calls: the
-// audit spool's fdatasync (about half a millisecond on a virtual disk), the
-// SQLite stores' file writes and syncs, the socket writes of responses. A
+// audit spool's fdatasync (170 us alone on the benchmark machine's virtual
+// disk, milliseconds under load), the SQLite stores' file writes and syncs,
+// the socket writes of responses. A
 // goroutine in such a call keeps its scheduler slot (a P) until the
 // runtime's monitor hands the slot on, and needs one back when the call
 // returns. With as many Ps as cores, measured on two cores under 32
