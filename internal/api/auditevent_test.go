@@ -189,3 +189,23 @@ func TestAlertParamPastInt32(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAuditEventEntry measures building the audit entry of one read
+// by id (its AuditEvent JSON and fields), which every audited read pays on
+// its own path: part of the floor under issue 7's cost target.
+func BenchmarkAuditEventEntry(b *testing.B) {
+	in := auditFacts{Subtype: "read", Action: audit.ActionRead, Status: 200, Time: time.Now(),
+		User: "dr-a", Role: "clinician", Org: "A81001", Client: "ehr", Node: "http://127.0.0.1:8080/fhir",
+		Query: "/fhir/Observation/5f0c3b9e-8a1d-4c7e-9b2f-6d4a1e3c8b70", Patients: []string{"0b1ad0f9-2a4c-4d0e-9c6a-3d5b2e8f7a61"},
+		Resources: []string{"Observation/5f0c3b9e-8a1d-4c7e-9b2f-6d4a1e3c8b70"}, RequestID: "138a5dec73c1-3"}
+	b.ReportAllocs()
+	size := 0
+	for b.Loop() {
+		e, err := in.entry()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(e.Event)
+	}
+	b.ReportMetric(float64(size), "event-bytes")
+}
