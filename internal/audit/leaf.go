@@ -59,12 +59,7 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 	list := func(items []string) {
 		dst = strconv.AppendInt(dst, int64(joinedLen(items)), 10)
 		dst = append(dst, ':')
-		for i, s := range items {
-			if i > 0 {
-				dst = append(dst, ' ')
-			}
-			dst = append(dst, s...)
-		}
+		dst = appendJoined(dst, items)
 		dst = append(dst, '\n')
 	}
 	number(index)
@@ -96,4 +91,15 @@ func joinedLen(items []string) int {
 		n += len(s)
 	}
 	return n
+}
+
+// appendJoined appends items joined by single spaces (joinedLen bytes).
+func appendJoined(dst []byte, items []string) []byte {
+	for i, s := range items {
+		if i > 0 {
+			dst = append(dst, ' ')
+		}
+		dst = append(dst, s...)
+	}
+	return dst
 }

@@ -466,26 +466,25 @@ func encodeRecord(dst []byte, rows []*store.AuditEntry) []byte {
 	at := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	dst = binary.AppendUvarint(dst, uint64(len(rows)))
+	// Each field is its length and its bytes; a list's bytes are its items
+	// joined by single spaces.
+	str := func(s string) {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
 	list := func(items []string) {
 		dst = binary.AppendUvarint(dst, uint64(joinedLen(items)))
-		for i, s := range items {
-			if i > 0 {
-				dst = append(dst, ' ')
-			}
-			dst = append(dst, s...)
-		}
+		dst = appendJoined(dst, items)
 	}
 	for _, r := range rows {
 		dst = binary.AppendVarint(dst, r.Time)
-		for _, f := range [...]string{r.User, r.Role, r.Org, r.Client} {
-			dst = binary.AppendUvarint(dst, uint64(len(f)))
-			dst = append(dst, f...)
-		}
+		str(r.User)
+		str(r.Role)
+		str(r.Org)
+		str(r.Client)
 		list(r.Patients)
-		for _, f := range [...]string{r.Action, r.Outcome} {
-			dst = binary.AppendUvarint(dst, uint64(len(f)))
-			dst = append(dst, f...)
-		}
+		str(r.Action)
+		str(r.Outcome)
 		list(r.Flags)
 		if r.Restricted {
 			dst = append(dst, 1)
