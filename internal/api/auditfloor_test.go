@@ -40,10 +40,13 @@ import (
 // Each round runs without, plain, wait, floor and with, in that order, for
 // each client count (benchClients); every ratio is over the without-run
 // just before it. SHAREDCARE_BENCH_ROUNDS sets the rounds (default 2);
-// other settings and flags as BenchmarkAuditCostHTTP.
+// SHAREDCARE_BENCH_RATE, when set, makes every run open-loop at that many
+// requests a second (for the latency at a fixed load, as issue 2's read
+// target asks); other settings and flags as BenchmarkAuditCostHTTP.
 func BenchmarkAuditFloorHTTP(b *testing.B) {
 	people := benchSetting("SHAREDCARE_BENCH_PEOPLE", 2000)
 	secs := benchSetting("SHAREDCARE_BENCH_HTTP_SECONDS", 5)
+	rate := benchSetting("SHAREDCARE_BENCH_RATE", 0)
 	for _, be := range backend.ForTests(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			ctx := context.Background()
@@ -95,9 +98,11 @@ func BenchmarkAuditFloorHTTP(b *testing.B) {
 							servingProcs(b)
 							n0, w0 := fl.counts()
 							res := loadRun(b, loadgen.Config{BaseURL: v.base, Token: token, Type: "Observation", IDs: ids,
-								Clients: clients, Duration: time.Duration(secs) * time.Second, Warmup: time.Second})
+								Clients: clients, Duration: time.Duration(secs) * time.Second, Warmup: time.Second, Rate: float64(rate)})
 							b.ReportMetric(res.Throughput(), "req/s")
+							b.ReportMetric(float64(res.Percentile(50).Microseconds()), "p50-µs")
 							b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")
+							b.ReportMetric(float64(res.Max().Microseconds()), "max-µs")
 							if n, w := fl.counts(); w > w0 {
 								b.ReportMetric(float64(n-n0)/float64(w-w0), "entries/write")
 							}
