@@ -1,17 +1,13 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
-	"net/http/httptest"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sharedcare/sharedcare/internal/api"
-	"github.com/sharedcare/sharedcare/internal/audit"
-	"github.com/sharedcare/sharedcare/internal/config"
-	"github.com/sharedcare/sharedcare/internal/engine"
 	"github.com/sharedcare/sharedcare/internal/loadgen"
 	"github.com/sharedcare/sharedcare/internal/store/backend"
 )
@@ -36,27 +32,10 @@ func BenchmarkAuditCostHTTP(b *testing.B) {
 	secs := benchSetting("SHAREDCARE_BENCH_HTTP_SECONDS", 5)
 	for _, be := range backend.ForTests(b) {
 		b.Run(be.Name, func(b *testing.B) {
-			ctx := context.Background()
-			st, n := benchNode(b, be, people)
-			dir := b.TempDir()
-			l, err := audit.Open(ctx, st, dir, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close(ctx)
-			cfg := config.Default()
-			audited := httptest.NewUnstartedServer(nil)
-			cfg.BaseURL = "http://" + audited.Listener.Addr().String() + "/fhir"
-			cfg.DataDir = dir
-			eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
-			audited.Config.Handler = api.Audited(api.NewWithAccess(service{eng, st}, n.auth, n.dec, cfg, nil), l, "bench")
-			audited.Start()
-			defer audited.Close()
+			n, serve, l := auditBenchNode(b, be, people)
+			audited := serve(func(h http.Handler) http.Handler { return api.Audited(h, l, "bench") })
 
-			ids := make([]string, 0, 2*people)
-			for i := range people {
-				ids = append(ids, fmt.Sprintf("bp%d-o0", i), fmt.Sprintf("bp%d-o1", i))
-			}
+			ids := seededObservations(people)
 			token := strings.TrimPrefix(n.tokens["gp-clinician"], "Bearer ")
 			run := func(base string, clients int) *loadgen.Result {
 				return loadRun(b, loadgen.Config{BaseURL: base, Token: token, Type: "Observation", IDs: ids,
@@ -74,7 +53,7 @@ func BenchmarkAuditCostHTTP(b *testing.B) {
 					})
 					b.Run(fmt.Sprintf("clients-%d/with#%d", clients, round), func(b *testing.B) {
 						servingProcs(b)
-						res := run(audited.URL+"/fhir", clients)
+						res := run(audited, clients)
 						b.ReportMetric(res.Throughput(), "req/s")
 						b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")
 						if without > 0 {

@@ -49,30 +49,12 @@ func BenchmarkAuditFloorHTTP(b *testing.B) {
 	rate := benchSetting("SHAREDCARE_BENCH_RATE", 0)
 	for _, be := range backend.ForTests(b) {
 		b.Run(be.Name, func(b *testing.B) {
-			ctx := context.Background()
-			st, n := benchNode(b, be, people)
-			dir := b.TempDir()
-			l, err := audit.Open(ctx, st, dir, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close(ctx)
+			n, serve, l := auditBenchNode(b, be, people)
 			fl := openFloorLog(b, filepath.Join(b.TempDir(), "floor"))
-			serve := func(wrap func(http.Handler, string) http.Handler) string {
-				srv := httptest.NewUnstartedServer(nil)
-				cfg := config.Default()
-				cfg.BaseURL = "http://" + srv.Listener.Addr().String() + "/fhir"
-				cfg.DataDir = dir
-				eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
-				srv.Config.Handler = wrap(api.NewWithAccess(service{eng, st}, n.auth, n.dec, cfg, nil), cfg.BaseURL)
-				srv.Start()
-				b.Cleanup(srv.Close)
-				return srv.URL + "/fhir"
-			}
 			bases := []struct{ name, base string }{
 				{"without", n.base},
-				{"plain", serve(func(h http.Handler, _ string) http.Handler { return h })},
-				{"wait", serve(func(h http.Handler, _ string) http.Handler {
+				{"plain", serve(func(h http.Handler) http.Handler { return h })},
+				{"wait", serve(func(h http.Handler) http.Handler {
 					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 						if _, err := fl.wait(r.Context(), 1); err != nil {
 							http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -81,14 +63,11 @@ func BenchmarkAuditFloorHTTP(b *testing.B) {
 						h.ServeHTTP(w, r)
 					})
 				})},
-				{"floor", serve(func(h http.Handler, _ string) http.Handler { return api.Audited(h, fl, "bench") })},
-				{"with", serve(func(h http.Handler, _ string) http.Handler { return api.Audited(h, l, "bench") })},
+				{"floor", serve(func(h http.Handler) http.Handler { return api.Audited(h, fl, "bench") })},
+				{"with", serve(func(h http.Handler) http.Handler { return api.Audited(h, l, "bench") })},
 			}
 
-			ids := make([]string, 0, 2*people)
-			for i := range people {
-				ids = append(ids, fmt.Sprintf("bp%d-o0", i), fmt.Sprintf("bp%d-o1", i))
-			}
+			ids := seededObservations(people)
 			token := strings.TrimPrefix(n.tokens["gp-clinician"], "Bearer ")
 			for round := range benchSetting("SHAREDCARE_BENCH_ROUNDS", 2) {
 				for _, clients := range benchClients(b) {
@@ -117,6 +96,43 @@ func BenchmarkAuditFloorHTTP(b *testing.B) {
 			}
 		})
 	}
+}
+
+// seededObservations are the ids of the observations seedPeople wrote for
+// people people.
+func seededObservations(people int) []string {
+	ids := make([]string, 0, 2*people)
+	for i := range people {
+		ids = append(ids, fmt.Sprintf("bp%d-o0", i), fmt.Sprintf("bp%d-o1", i))
+	}
+	return ids
+}
+
+// auditBenchNode opens be's store with access control and people seeded
+// (benchNode) and an audit log for it. serve starts another server of the
+// node's handler over the same store, wrapped (by api.Audited, say), and
+// returns its FHIR base URL.
+func auditBenchNode(b *testing.B, be backend.Named, people int) (n *accessNode, serve func(wrap func(http.Handler) http.Handler) string, l *audit.Log) {
+	ctx := context.Background()
+	st, n := benchNode(b, be, people)
+	dir := b.TempDir()
+	l, err := audit.Open(ctx, st, dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close(ctx) })
+	serve = func(wrap func(http.Handler) http.Handler) string {
+		srv := httptest.NewUnstartedServer(nil)
+		cfg := config.Default()
+		cfg.BaseURL = "http://" + srv.Listener.Addr().String() + "/fhir"
+		cfg.DataDir = dir
+		eng := engine.New(st, engine.Config{BaseURL: cfg.BaseURL})
+		srv.Config.Handler = wrap(api.NewWithAccess(service{eng, st}, n.auth, n.dec, cfg, nil))
+		srv.Start()
+		b.Cleanup(srv.Close)
+		return srv.URL + "/fhir"
+	}
+	return n, serve, l
 }
 
 // floorLog is the least a group-committed durable log can do: callers
