@@ -98,6 +98,24 @@ func BenchmarkAuditFloorHTTP(b *testing.B) {
 	}
 }
 
+// benchClients are the client counts in SHAREDCARE_BENCH_CLIENTS
+// (comma-separated): by default 1 and 32, the read-by-id figure's, and 64.
+func benchClients(b *testing.B) []int {
+	v := os.Getenv("SHAREDCARE_BENCH_CLIENTS")
+	if v == "" {
+		return []int{1, 32, 64}
+	}
+	var cs []int
+	for _, f := range strings.Split(v, ",") {
+		var c int
+		if _, err := fmt.Sscan(f, &c); err != nil || c < 1 {
+			b.Fatalf("SHAREDCARE_BENCH_CLIENTS: %q is not a client count", f)
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
 // seededObservations are the ids of the observations seedPeople wrote for
 // people people.
 func seededObservations(people int) []string {
@@ -140,8 +158,8 @@ func auditBenchNode(b *testing.B, be backend.Named, people int) (n *accessNode, 
 // one pwrite and one fdatasync into a file zeroed beforehand (so that no
 // write changes its size or block map), then wakes them all.
 type floorLog struct {
-	f    *os.File
-	size int64
+	f      *os.File
+	linger time.Duration // how long a batch gathers after its first entry (SHAREDCARE_BENCH_FLOOR_LINGER_US)
 
 	mu      sync.Mutex
 	buf     []byte
@@ -156,11 +174,8 @@ type floorBatch struct {
 	err  error
 }
 
+// floorSize is the floor log's zeroed file; it is written round and round.
 const floorSize = 64 << 20
-
-// floorLinger, when set (SHAREDCARE_BENCH_FLOOR_LINGER_US), is how long
-// the committer lets a batch gather after its first entry.
-var floorLinger = time.Duration(benchSetting("SHAREDCARE_BENCH_FLOOR_LINGER_US", 0)) * time.Microsecond
 
 func openFloorLog(b *testing.B, path string) *floorLog {
 	f, err := os.Create(path)
@@ -176,7 +191,8 @@ func openFloorLog(b *testing.B, path string) *floorLog {
 	if err := f.Sync(); err != nil {
 		b.Fatal(err)
 	}
-	l := &floorLog{f: f, size: floorSize, batch: &floorBatch{done: make(chan struct{})}, pending: make(chan struct{}, 1)}
+	l := &floorLog{f: f, linger: time.Duration(benchSetting("SHAREDCARE_BENCH_FLOOR_LINGER_US", 0)) * time.Microsecond,
+		batch: &floorBatch{done: make(chan struct{})}, pending: make(chan struct{}, 1)}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go l.commit(stop, done)
@@ -217,21 +233,19 @@ func (l *floorLog) commit(stop, done chan struct{}) {
 			return
 		case <-l.pending:
 		}
-		if floorLinger > 0 {
-			time.Sleep(floorLinger)
+		if l.linger > 0 {
+			time.Sleep(l.linger)
 		}
 		l.mu.Lock()
-		buf, bt := l.buf, l.batch
-		l.buf, l.batch = spare[:0], &floorBatch{done: make(chan struct{})}
-		if len(buf) > 0 {
-			l.writes++
-		}
-		l.mu.Unlock()
-		if len(buf) == 0 {
-			spare = buf
+		if len(l.buf) == 0 { // a wake for a batch already written
+			l.mu.Unlock()
 			continue
 		}
-		if off+int64(len(buf)) > l.size {
+		buf, bt := l.buf, l.batch
+		l.buf, l.batch = spare[:0], &floorBatch{done: make(chan struct{})}
+		l.writes++
+		l.mu.Unlock()
+		if off+int64(len(buf)) > floorSize {
 			off = 0
 		}
 		_, err := l.f.WriteAt(buf, off)
@@ -250,24 +264,6 @@ func (l *floorLog) counts() (entries, writes int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n, l.writes
-}
-
-// benchClients are the client counts in SHAREDCARE_BENCH_CLIENTS
-// (comma-separated): by default 1 and 32, the read-by-id figure's, and 64.
-func benchClients(b *testing.B) []int {
-	v := os.Getenv("SHAREDCARE_BENCH_CLIENTS")
-	if v == "" {
-		return []int{1, 32, 64}
-	}
-	var cs []int
-	for _, f := range strings.Split(v, ",") {
-		var c int
-		if _, err := fmt.Sscan(f, &c); err != nil || c < 1 {
-			b.Fatalf("SHAREDCARE_BENCH_CLIENTS: %q is not a client count", f)
-		}
-		cs = append(cs, c)
-	}
-	return cs
 }
 
 // Record makes e durable as 8 bytes: the floor's audit.Recorder.
