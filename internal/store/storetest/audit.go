@@ -276,17 +276,59 @@ func testAuditPersonView(t *testing.T, h Harness) {
 		{store.AuditQuery{Patient: "p1", Unrestricted: true, Before: 2, Limit: 10}, "[0]"},
 		{store.AuditQuery{Patient: "p2", Limit: 10}, "[3 2]"},
 	} {
-		es, err := as.SearchAudit(ctx, tc.q)
-		if err != nil {
-			t.Fatal(err)
+		checkPersonView(t, as, tc.q, tc.want)
+	}
+	// Thousands of entries later, a person seen now and then: their view
+	// pages newest first across the whole log, whatever a store keeps it in.
+	seen := map[int64]bool{4: true, 4095: true, 4096: true, 4097: true, 9000: true, 12002: true}
+	var rows []*store.AuditEntry
+	for i := int64(4); i < 12100; i++ {
+		r := auditRow(i, "p8")
+		if seen[i] {
+			r = auditRow(i, "p3", "p8")
 		}
-		var got []int64
-		for _, e := range es {
-			got = append(got, e.Index)
+		r.Restricted = i == 4096
+		if rows = append(rows, r); len(rows) == 1000 {
+			if err := appendRows(ctx, as, rows...); err != nil {
+				t.Fatal(err)
+			}
+			rows = nil
 		}
-		if fmt.Sprint(got) != tc.want {
-			t.Errorf("%+v: got %v, want %s", tc.q, got, tc.want)
-		}
+	}
+	if err := appendRows(ctx, as, rows...); err != nil {
+		t.Fatal(err)
+	}
+	const t0 = 1_700_000_000_000_000 // auditRow's time of entry 0
+	for _, tc := range []struct {
+		q    store.AuditQuery
+		want string
+	}{
+		{store.AuditQuery{Patient: "p3", Limit: 10}, "[12002 9000 4097 4096 4095 4]"},
+		{store.AuditQuery{Patient: "p3", Limit: 3}, "[12002 9000 4097]"},
+		{store.AuditQuery{Patient: "p3", Before: 4097, Limit: 2}, "[4096 4095]"},
+		{store.AuditQuery{Patient: "p3", Before: 4095, Limit: 10}, "[4]"},
+		{store.AuditQuery{Patient: "p3", Unrestricted: true, Limit: 10}, "[12002 9000 4097 4095 4]"},
+		{store.AuditQuery{Patient: "p3", Since: t0 + 4095, Until: t0 + 9000, Limit: 10}, "[4097 4096 4095]"},
+		{store.AuditQuery{Patient: "p1", Limit: 10}, "[2 1 0]"},
+		{store.AuditQuery{Patient: "p8", Before: 8, Limit: 3}, "[7 6 5]"},
+	} {
+		checkPersonView(t, as, tc.q, tc.want)
+	}
+}
+
+// checkPersonView checks that q finds the entries want lists, in order.
+func checkPersonView(t *testing.T, as store.AuditStore, q store.AuditQuery, want string) {
+	t.Helper()
+	es, err := as.SearchAudit(ctxT(t), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, e := range es {
+		got = append(got, e.Index)
+	}
+	if fmt.Sprint(got) != want {
+		t.Errorf("%+v: got %v, want %s", q, got, want)
 	}
 }
 
