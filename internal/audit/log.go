@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/procs"
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
@@ -400,6 +401,7 @@ func (l *Log) spoolWrite(batch []*pending, buf []byte) error {
 // what it cannot move in the spool for the next Open.
 func (l *Log) mover() {
 	defer close(l.moverDone)
+	procs.Background()
 	stopping := false
 	pause := 100 * time.Millisecond
 	// No segment is shorter than spoolFirstMax, so none can have been

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sharedcare/sharedcare/internal/procs"
 	"github.com/sharedcare/sharedcare/internal/store"
 )
 
@@ -145,6 +146,7 @@ func openSpool(dataDir string, from int64) (*spool, []spooled, error) {
 // rotation, so that the rotation on a request's path is a rename.
 func (s *spool) prepare() {
 	defer close(s.prepared)
+	procs.Background()
 	zeros := make([]byte, 1<<20)
 	for {
 		select {

@@ -395,6 +395,7 @@ func (s *Store) Path() string { return s.path }
 // next round: the WAL only grows meanwhile, no data is at risk.
 func (s *Store) checkpointer() {
 	defer close(s.ckDone)
+	procs.Background()
 	tick := time.NewTicker(checkpointEvery)
 	defer tick.Stop()
 	for {
