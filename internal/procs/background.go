@@ -13,7 +13,8 @@ package procs
 // threads, and every request that arrives meanwhile queues behind them;
 // lowered, they run in the time requests leave over, and the audit log's
 // backpressure still bounds how far they may fall behind
-// (docs/BENCHMARKS.md, issue 2).
+// (docs/BENCHMARKS.md, issue 7, "Housekeeping below the requests'
+// priority").
 //
 // Call it only from a goroutine that runs until its work ends, never from
 // a request's: it does not unlock the thread, so when the goroutine returns
