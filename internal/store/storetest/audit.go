@@ -283,10 +283,11 @@ func testAuditPersonView(t *testing.T, h Harness) {
 	seen := map[int64]bool{4: true, 4095: true, 4096: true, 4097: true, 9000: true, 12002: true}
 	var rows []*store.AuditEntry
 	for i := int64(4); i < 12100; i++ {
-		r := auditRow(i, "p8")
+		patients := []string{"p8"}
 		if seen[i] {
-			r = auditRow(i, "p3", "p8")
+			patients = append(patients, "p3")
 		}
+		r := auditRow(i, patients...)
 		r.Restricted = i == 4096
 		if rows = append(rows, r); len(rows) == 1000 {
 			if err := appendRows(ctx, as, rows...); err != nil {
