@@ -130,3 +130,11 @@ func loadRun(b *testing.B, cfg loadgen.Config) *loadgen.Result {
 	}
 	return res
 }
+
+// reportSteal reports the share of the machine's CPU the host took during
+// a run: on a virtual machine a run's tail is worth reading only beside it.
+func reportSteal(b *testing.B, res *loadgen.Result) {
+	if res.MachineKnown {
+		b.ReportMetric(100*res.Machine.Steal, "steal-%")
+	}
+}

@@ -50,12 +50,14 @@ func BenchmarkAuditCostHTTP(b *testing.B) {
 						without = res.Throughput()
 						b.ReportMetric(without, "req/s")
 						b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")
+						reportSteal(b, res)
 					})
 					b.Run(fmt.Sprintf("clients-%d/with#%d", clients, round), func(b *testing.B) {
 						servingProcs(b)
 						res := run(audited, clients)
 						b.ReportMetric(res.Throughput(), "req/s")
 						b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")
+						reportSteal(b, res)
 						if without > 0 {
 							b.ReportMetric(res.Throughput()/without, "with/without")
 						}

@@ -82,6 +82,7 @@ func BenchmarkAuditFloorHTTP(b *testing.B) {
 							b.ReportMetric(float64(res.Percentile(50).Microseconds()), "p50-µs")
 							b.ReportMetric(float64(res.Percentile(99).Microseconds()), "p99-µs")
 							b.ReportMetric(float64(res.Max().Microseconds()), "max-µs")
+							reportSteal(b, res)
 							if n, w := fl.counts(); w > w0 {
 								b.ReportMetric(float64(n-n0)/float64(w-w0), "entries/write")
 							}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sharedcare/sharedcare/internal/fhir"
+	"github.com/sharedcare/sharedcare/internal/procs"
 )
 
 // MaxDuration bounds one run, so a typo cannot load a machine for hours.
@@ -65,7 +66,13 @@ type Result struct {
 	Errors   int           // of those, not 200 or failed in transport
 	Elapsed  time.Duration // the measured window
 	Status   map[int]int   // responses by status; 0 counts transport failures
-	sorted   []time.Duration
+	// Machine is how the whole machine's CPU time was spent over the
+	// measured window (server, load generator and everything else on
+	// it), when MachineKnown: on a virtual machine its Steal share is
+	// time the host took, which shows in the tail before anywhere else.
+	Machine      procs.MachineUse
+	MachineKnown bool
+	sorted       []time.Duration
 }
 
 // Throughput is requests per second over the measured window.
@@ -105,6 +112,10 @@ func (r *Result) Print(w io.Writer) {
 		r.Clients, mode, r.Elapsed.Round(time.Millisecond), r.Requests, r.Throughput(), r.Errors)
 	fmt.Fprintf(w, "latency p50 %s  p90 %s  p99 %s  max %s\n",
 		ms(r.Percentile(50)), ms(r.Percentile(90)), ms(r.Percentile(99)), ms(r.Max()))
+	if r.MachineKnown {
+		fmt.Fprintf(w, "machine CPU over the window: busy %.0f%%, idle %.0f%%, stolen by the host %.1f%%\n",
+			100*r.Machine.Busy, 100*r.Machine.Idle, 100*r.Machine.Steal)
+	}
 	if r.Errors > 0 {
 		codes := make([]int, 0, len(r.Status))
 		for c := range r.Status {
@@ -246,6 +257,23 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithDeadline(ctx, until.Add(5*time.Second))
 	defer cancel()
 
+	// The machine's CPU time at both ends of the measured window.
+	var cpuFrom, cpuUntil procs.MachineCPU
+	var cpuKnown bool
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		time.Sleep(time.Until(from))
+		c0, ok0 := procs.ReadMachineCPU()
+		select {
+		case <-time.After(time.Until(until)):
+		case <-ctx.Done():
+			return
+		}
+		c1, ok1 := procs.ReadMachineCPU()
+		cpuFrom, cpuUntil, cpuKnown = c0, c1, ok0 && ok1
+	}()
+
 	type client struct {
 		samples []time.Duration
 		status  map[int]int
@@ -297,7 +325,11 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 	if ctx.Err() != nil && !time.Now().After(until) {
 		return nil, ctx.Err()
 	}
+	<-sampled
 	r := &Result{Clients: cfg.Clients, Rate: cfg.Rate, Elapsed: cfg.Duration, Status: map[int]int{}}
+	if cpuKnown {
+		r.Machine, r.MachineKnown = cpuUntil.Since(cpuFrom), true
+	}
 	for _, cl := range clients {
 		r.sorted = append(r.sorted, cl.samples...)
 		for s, n := range cl.status {

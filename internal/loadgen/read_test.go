@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +78,20 @@ func TestReadAgainstTheRealServer(t *testing.T) {
 			}
 			if p := r.Percentile(50); p <= 0 || p > r.Max() {
 				t.Errorf("p50 %v, max %v: want 0 < p50 <= max", p, r.Max())
+			}
+			// The window kept a client and a server busy: on Linux the
+			// machine's CPU over it is known, some of it busy, and its
+			// shares add up to the whole.
+			if runtime.GOOS == "linux" {
+				m := r.Machine
+				if !r.MachineKnown || m.Busy <= 0 || m.Steal < 0 || m.Busy+m.Idle+m.Steal < 0.999 || m.Busy+m.Idle+m.Steal > 1.001 {
+					t.Errorf("machine CPU over the window %+v (known %v): want busy above 0 and shares summing to 1", m, r.MachineKnown)
+				}
+				var out strings.Builder
+				r.Print(&out)
+				if !strings.Contains(out.String(), "stolen by the host") {
+					t.Errorf("the report lacks the machine's CPU:\n%s", out.String())
+				}
 			}
 		})
 	}

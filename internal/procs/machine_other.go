@@ -1,0 +1,5 @@
+//go:build !linux
+
+package procs
+
+func readMachineCPU() (MachineCPU, bool) { return MachineCPU{}, false }
