@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -84,14 +85,20 @@ func BenchmarkAccessCostHTTP(b *testing.B) {
 	}
 }
 
-// servingProcs runs the rest of b with the scheduler sized as `sharedcare
-// serve` sizes it (procs.ForServing), so that a figure measured here is
-// the node's. The testing package sets GOMAXPROCS before each leaf
+// servingProcs runs the rest of b with the scheduler and the collector set
+// as `sharedcare serve` sets them (procs.ForServing), so that a figure
+// measured here is the node's. The testing package sets GOMAXPROCS before each leaf
 // benchmark (its -cpu list), so a leaf calls this itself.
 func servingProcs(b *testing.B) {
 	old := runtime.GOMAXPROCS(0)
+	gc := debug.SetGCPercent(100)
+	limit := debug.SetMemoryLimit(-1)
 	procs.ForServing()
-	b.Cleanup(func() { runtime.GOMAXPROCS(old) })
+	b.Cleanup(func() {
+		runtime.GOMAXPROCS(old)
+		debug.SetGCPercent(gc)
+		debug.SetMemoryLimit(limit)
+	})
 }
 
 // benchSetting is the integer in the environment variable name, or def.
