@@ -51,13 +51,14 @@ func ForServing() int {
 //
 // Why: each collection stops every goroutine twice, and on the benchmark
 // machine (two virtual cores, twice as many Ps, busy at 5,000 audited reads
-// a second) those stops took 0.3 ms at the median and 1.7 ms at the 90th
-// percentile, two or three collections a second, every request in flight
-// waiting through each. At 400 the collections are a quarter as many, and
-// the p99 of audited reads at 5,000/s fell from 5.8 to 5.0 ms (the medians
-// of runs the host did not disturb; docs/BENCHMARKS.md, issue 7, "Fewer
-// collections"). The price is memory: a node whose live heap is 40 MB
-// peaks near 200 MB instead of 80, bounded by the memory limit below.
+// a second) those stops took 0.2-0.5 ms at the median and 1.2-2.7 ms at the
+// 90th percentile, about two collections a second, every request in
+// flight waiting through each. At 400 the collections are about a quarter
+// as many, and the p99 of audited reads at 5,000/s fell from 5.4 to 4.2 ms
+// (medians of runs the host did not disturb; docs/BENCHMARKS.md, issue 7,
+// "Fewer collections"). The price is memory: with 40 MB live, the heap
+// grows to about 190 MB between collections instead of 80, bounded by the
+// memory limit below.
 const ServingGCPercent = 400
 
 // servingGC sets the collector for serving unless the operator chose:
