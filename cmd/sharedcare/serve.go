@@ -152,7 +152,7 @@ func serveStore(ctx context.Context, cfg config.Config, st store.Store, log *slo
 		}
 	}
 	log.Info("serving FHIR R4", "addr", ln.Addr().String(), "base_url", cfg.BaseURL, "store", storeName(cfg),
-		"cores", procs.Cores(), "gomaxprocs", runtime.GOMAXPROCS(0), "gogc", gcPercent(), "memory_limit", debug.SetMemoryLimit(-1), "config", cfg)
+		"cores", procs.Cores(), "gomaxprocs", runtime.GOMAXPROCS(0), "gogc", procs.GCPercent(), "memory_limit", debug.SetMemoryLimit(-1), "config", cfg)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -178,12 +178,4 @@ func storeName(cfg config.Config) string {
 		return "postgres " + cfg.RedactedDBURL()
 	}
 	return "sqlite " + cfg.DataDir
-}
-
-// gcPercent is the collector's GOGC in effect (the runtime offers no
-// getter: it is read by setting it and setting it back).
-func gcPercent() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
 }

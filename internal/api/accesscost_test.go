@@ -87,12 +87,11 @@ func BenchmarkAccessCostHTTP(b *testing.B) {
 
 // servingProcs runs the rest of b with the scheduler and the collector set
 // as `sharedcare serve` sets them (procs.ForServing), so that a figure
-// measured here is the node's. The testing package sets GOMAXPROCS before each leaf
-// benchmark (its -cpu list), so a leaf calls this itself.
+// measured here is the node's. The testing package sets GOMAXPROCS before
+// each leaf benchmark (its -cpu list), so a leaf calls this itself.
 func servingProcs(b *testing.B) {
 	old := runtime.GOMAXPROCS(0)
-	gc := debug.SetGCPercent(100)
-	limit := debug.SetMemoryLimit(-1)
+	gc, limit := procs.GCPercent(), debug.SetMemoryLimit(-1)
 	procs.ForServing()
 	b.Cleanup(func() {
 		runtime.GOMAXPROCS(old)

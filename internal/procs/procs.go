@@ -76,3 +76,11 @@ func servingGC() {
 		}
 	}
 }
+
+// GCPercent is the collector's GOGC in effect. The runtime has no getter:
+// it is read by setting a value and setting it back at once.
+func GCPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}

@@ -30,9 +30,7 @@ func TestForServingLeavesAnOperatorsChoice(t *testing.T) {
 
 // gcSettings reads the collector's settings without changing them.
 func gcSettings() (percent int, limit int64) {
-	percent = debug.SetGCPercent(100)
-	debug.SetGCPercent(percent)
-	return percent, debug.SetMemoryLimit(-1)
+	return GCPercent(), debug.SetMemoryLimit(-1)
 }
 
 // restoreGC puts the collector back as it was when the test ends.
