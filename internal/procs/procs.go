@@ -56,8 +56,8 @@ func ForServing() int {
 // flight waiting through each. At 400 the collections are about a quarter
 // as many, and the p99 of audited reads at 5,000/s fell from 5.4 to 4.2 ms
 // in-process and from 8.7 to 7.2 ms over `sharedcare serve` (medians of
-// runs the host did not disturb; docs/BENCHMARKS.md, issues 2 and 7,
-// "Fewer collections"). The price is memory: with 40 MB live, the heap
+// runs the host did not disturb; docs/BENCHMARKS.md, the sections on
+// fewer collections under issues 2 and 7). The price is memory: with 40 MB live, the heap
 // grows to about 190 MB between collections instead of 80, bounded by the
 // memory limit below.
 const ServingGCPercent = 400
