@@ -51,15 +51,15 @@ func ForServing() int {
 //
 // Why: each collection stops every goroutine twice, and on the benchmark
 // machine (two virtual cores, twice as many Ps, busy at 5,000 audited reads
-// a second) those stops took 0.2-0.5 ms at the median and 1.2-2.7 ms at the
-// 90th percentile, about two collections a second, every request in
-// flight waiting through each. At 400 the collections are about a quarter
-// as many, and the p99 of audited reads at 5,000/s fell from 5.4 to 4.2 ms
-// in-process and from 8.7 to 7.2 ms over `sharedcare serve` (medians of
-// runs the host did not disturb; docs/BENCHMARKS.md, the sections on
-// fewer collections under issues 2 and 7). The price is memory: with 40 MB live, the heap
-// grows to about 190 MB between collections instead of 80, bounded by the
-// memory limit below.
+// a second) a collection's stops took 0.2-0.7 ms at the median and 1.2-2.9
+// ms at the 90th percentile, about two collections a second, every request
+// in flight waiting through each. At 400 the collections are about a
+// quarter as many, and the p99 of audited reads at 5,000/s fell from 5.4 to
+// 4.2 ms in-process and from 8.7 to 7.2 ms over `sharedcare serve` (medians
+// of runs the host did not disturb; docs/BENCHMARKS.md, the sections on
+// fewer collections under issues 2 and 7). The price is memory: with 40 MB
+// live, the heap grows to about 190 MB between collections instead of 80,
+// bounded by the memory limit below.
 const ServingGCPercent = 400
 
 // servingGC sets the collector for serving unless the operator chose:
