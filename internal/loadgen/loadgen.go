@@ -257,23 +257,6 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithDeadline(ctx, until.Add(5*time.Second))
 	defer cancel()
 
-	// The machine's CPU time at both ends of the measured window.
-	var cpuFrom, cpuUntil procs.MachineCPU
-	var cpuKnown bool
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		time.Sleep(time.Until(from))
-		c0, ok0 := procs.ReadMachineCPU()
-		select {
-		case <-time.After(time.Until(until)):
-		case <-ctx.Done():
-			return
-		}
-		c1, ok1 := procs.ReadMachineCPU()
-		cpuFrom, cpuUntil, cpuKnown = c0, c1, ok0 && ok1
-	}()
-
 	type client struct {
 		samples []time.Duration
 		status  map[int]int
@@ -321,13 +304,15 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 			}
 		})
 	}
+	// The machine's CPU time at both ends of the measured window.
+	cpuFrom, okFrom := machineAt(ctx, from)
+	cpuUntil, okUntil := machineAt(ctx, until)
 	wg.Wait()
 	if ctx.Err() != nil && !time.Now().After(until) {
 		return nil, ctx.Err()
 	}
-	<-sampled
 	r := &Result{Clients: cfg.Clients, Rate: cfg.Rate, Elapsed: cfg.Duration, Status: map[int]int{}}
-	if cpuKnown {
+	if okFrom && okUntil {
 		r.Machine, r.MachineKnown = cpuUntil.Since(cpuFrom), true
 	}
 	for _, cl := range clients {
@@ -342,6 +327,17 @@ func Read(ctx context.Context, c *http.Client, cfg Config) (*Result, error) {
 	r.Requests = len(r.sorted)
 	slices.Sort(r.sorted)
 	return r, nil
+}
+
+// machineAt samples the machine's CPU time at t; false if ctx ends first
+// or the system does not say.
+func machineAt(ctx context.Context, t time.Time) (procs.MachineCPU, bool) {
+	select {
+	case <-time.After(time.Until(t)):
+		return procs.ReadMachineCPU()
+	case <-ctx.Done():
+		return procs.MachineCPU{}, false
+	}
 }
 
 // get reads one resource, draining the body so the connection is reused;
