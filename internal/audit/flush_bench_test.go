@@ -1,0 +1,138 @@
+package audit_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkFlushBesideWriter measures what another file's writes do to
+// the spool's flushes: a spool-sized record (3,000 bytes) written over a
+// zeroed file and flushed with fdatasync, b.N times, while a second
+// goroutine writes 700 KB and flushes it every 20 ms (about what the
+// mover's transactions write into the audit file at 5,000 entries a
+// second). The writer overwrites blocks its file already has
+// ("overwrite"), overwrites blocks fallocate reserved without writing
+// them ("fallocate"), or appends, growing its file ("grow"); "alone" has
+// no writer. Reported: the flush's p50 and p99 and the share of flushes
+// over 1 ms, the stalls that set an audited read's tail.
+//
+//	go test ./internal/audit -run '^$' -bench FlushBesideWriter -benchtime 30000x
+func BenchmarkFlushBesideWriter(b *testing.B) {
+	for _, mode := range []string{"alone", "overwrite", "fallocate", "grow"} {
+		b.Run(mode, func(b *testing.B) {
+			dir := b.TempDir()
+			spool := zeroedFile(b, filepath.Join(dir, "spool"), 16<<20)
+			defer spool.Close()
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			if mode != "alone" {
+				var other *os.File
+				switch mode {
+				case "overwrite":
+					other = zeroedFile(b, filepath.Join(dir, "other"), 256<<20)
+				default:
+					var err error
+					if other, err = os.Create(filepath.Join(dir, "other")); err != nil {
+						b.Fatal(err)
+					}
+					if mode == "fallocate" {
+						if err := syscall.Fallocate(int(other.Fd()), 0, 0, 256<<20); err != nil {
+							b.Skipf("fallocate: %v", err)
+						}
+						if err := other.Sync(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				defer other.Close()
+				wg.Go(func() { backgroundWriter(b, other, mode == "grow", stop) })
+			}
+			rec := make([]byte, 3000)
+			for i := range rec {
+				rec[i] = byte(i)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			off := int64(0)
+			b.ResetTimer()
+			for range b.N {
+				t := time.Now()
+				if _, err := spool.WriteAt(rec, off); err != nil {
+					b.Fatal(err)
+				}
+				if err := syscall.Fdatasync(int(spool.Fd())); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t))
+				if off += int64(len(rec)); off+int64(len(rec)) > 16<<20 {
+					off = 0
+				}
+			}
+			b.StopTimer()
+			close(stop)
+			wg.Wait()
+			slices.Sort(lat)
+			slow := len(lat) - slices.IndexFunc(lat, func(d time.Duration) bool { return d > time.Millisecond })
+			if slow > len(lat) {
+				slow = 0 // none over 1 ms
+			}
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(100*float64(slow)/float64(len(lat)), "%>1ms")
+		})
+	}
+}
+
+// zeroedFile creates path holding size zero bytes, written and flushed:
+// its blocks allocated and initialised, as the spool's segments are.
+func zeroedFile(b *testing.B, path string, size int64) *os.File {
+	b.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zeros := make([]byte, 1<<20)
+	for n := int64(0); n < size; n += int64(len(zeros)) {
+		if _, err := f.Write(zeros); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// backgroundWriter writes 700 KB and flushes it every 20 ms until stop:
+// appending (the file grows) or going round the first 256 MiB.
+func backgroundWriter(b *testing.B, f *os.File, grow bool, stop <-chan struct{}) {
+	buf := make([]byte, 700_000)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	off := int64(0)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		if _, err := f.WriteAt(buf, off); err != nil {
+			b.Error(err)
+			return
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			b.Error(err)
+			return
+		}
+		if off += int64(len(buf)); !grow && off+int64(len(buf)) > 256<<20 {
+			off = 0
+		}
+	}
+}
