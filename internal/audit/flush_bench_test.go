@@ -28,38 +28,23 @@ func BenchmarkFlushBesideWriter(b *testing.B) {
 			dir := b.TempDir()
 			spool := zeroedFile(b, filepath.Join(dir, "spool"), 16<<20)
 			defer spool.Close()
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
 			if mode != "alone" {
-				var other *os.File
-				switch mode {
-				case "overwrite":
-					other = zeroedFile(b, filepath.Join(dir, "other"), 256<<20)
-				default:
-					var err error
-					if other, err = os.Create(filepath.Join(dir, "other")); err != nil {
-						b.Fatal(err)
-					}
-					if mode == "fallocate" {
-						if err := syscall.Fallocate(int(other.Fd()), 0, 0, 256<<20); err != nil {
-							b.Skipf("fallocate: %v", err)
-						}
-						if err := other.Sync(); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
+				other := otherFile(b, filepath.Join(dir, "other"), mode)
 				defer other.Close()
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
 				wg.Go(func() { backgroundWriter(b, other, mode == "grow", stop) })
+				// Before the files close, however the benchmark ends.
+				defer wg.Wait()
+				defer close(stop)
 			}
 			rec := make([]byte, 3000)
 			for i := range rec {
 				rec[i] = byte(i)
 			}
-			lat := make([]time.Duration, 0, b.N)
+			var lat []time.Duration
 			off := int64(0)
-			b.ResetTimer()
-			for range b.N {
+			for b.Loop() {
 				t := time.Now()
 				if _, err := spool.WriteAt(rec, off); err != nil {
 					b.Fatal(err)
@@ -72,19 +57,43 @@ func BenchmarkFlushBesideWriter(b *testing.B) {
 					off = 0
 				}
 			}
-			b.StopTimer()
-			close(stop)
-			wg.Wait()
 			slices.Sort(lat)
-			slow := len(lat) - slices.IndexFunc(lat, func(d time.Duration) bool { return d > time.Millisecond })
-			if slow > len(lat) {
-				slow = 0 // none over 1 ms
+			slow := 0
+			for _, d := range lat {
+				if d > time.Millisecond {
+					slow++
+				}
 			}
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 			b.ReportMetric(100*float64(slow)/float64(len(lat)), "%>1ms")
 		})
 	}
+}
+
+// otherFile creates the background writer's file for mode: zeroed
+// ("overwrite"), reserved by fallocate and unwritten ("fallocate"), or
+// empty ("grow").
+func otherFile(b *testing.B, path, mode string) *os.File {
+	b.Helper()
+	if mode == "overwrite" {
+		return zeroedFile(b, path, 256<<20)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if mode == "fallocate" {
+		if err := syscall.Fallocate(int(f.Fd()), 0, 0, 256<<20); err != nil {
+			f.Close()
+			b.Skipf("fallocate: %v", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			b.Fatal(err)
+		}
+	}
+	return f
 }
 
 // zeroedFile creates path holding size zero bytes, written and flushed:
