@@ -12,7 +12,7 @@ import (
 
 // BenchmarkFlushBesideWriter measures what another file's writes do to
 // the spool's flushes: a spool-sized record (3,000 bytes) written over a
-// zeroed file and flushed with fdatasync, b.N times, while a second
+// zeroed file and flushed with fdatasync once an iteration, while a second
 // goroutine writes 700 KB and flushes it every 20 ms (about what the
 // mover's transactions write into the audit file at 5,000 entries a
 // second). The writer overwrites blocks its file already has
