@@ -107,10 +107,12 @@ func zeroedFile(b *testing.B, path string, size int64) *os.File {
 	zeros := make([]byte, 1<<20)
 	for n := int64(0); n < size; n += int64(len(zeros)) {
 		if _, err := f.Write(zeros); err != nil {
+			f.Close()
 			b.Fatal(err)
 		}
 	}
 	if err := f.Sync(); err != nil {
+		f.Close()
 		b.Fatal(err)
 	}
 	return f
