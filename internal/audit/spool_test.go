@@ -24,12 +24,15 @@ func spoolRows(user string, n int) []*store.AuditEntry {
 }
 
 // TestSpoolRecordRoundTrip: a record decodes to the rows encoded, every
-// field, and a record cut short or with a flipped byte is refused.
+// field, at the position it was written for and no other, and a record
+// cut short or with a flipped byte is refused.
 func TestSpoolRecordRoundTrip(t *testing.T) {
 	rows := spoolRows("u", 3)
 	rows[0].Patients, rows[0].Flags = nil, nil
 	rec := encodeRecord(nil, rows)
-	got, n, err := decodeRecord(rec)
+	const at = 7 << 30
+	setPositions(rec, at)
+	got, n, err := decodeRecord(rec, at, false)
 	if err != nil || n != len(rec) || len(got) != 3 {
 		t.Fatalf("decode: %v, %d of %d bytes, %d rows", err, n, len(rec), len(got))
 	}
@@ -41,31 +44,41 @@ func TestSpoolRecordRoundTrip(t *testing.T) {
 			t.Errorf("row %d: got %+v, want %+v", i, b, a)
 		}
 	}
+	for _, other := range []int64{0, at - 1, at + 1, at + spoolSegmentMax} {
+		if _, _, err := decodeRecord(rec, other, false); err != errNotHere {
+			t.Errorf("the record written at %d read at %d: %v, want errNotHere", int64(at), other, err)
+		}
+	}
 	for cut := range len(rec) {
-		if _, _, err := decodeRecord(rec[:cut]); err == nil {
+		if _, _, err := decodeRecord(rec[:cut], at, false); err == nil {
 			t.Fatalf("a record cut to %d of %d bytes decoded", cut, len(rec))
 		}
 	}
 	for i := range rec {
 		bad := slices.Clone(rec)
 		bad[i] ^= 0x40
-		if _, _, err := decodeRecord(bad); err == nil {
+		if _, _, err := decodeRecord(bad, at, false); err == nil {
 			t.Fatalf("a record with byte %d flipped decoded", i)
 		}
 	}
 }
 
-// FuzzSpoolRecord: no input makes decodeRecord panic, and whatever it
-// accepts encodes back to the same bytes.
+// FuzzSpoolRecord: no input makes decodeRecord panic, in either format,
+// and whatever it accepts encodes back to the same bytes.
 func FuzzSpoolRecord(f *testing.F) {
-	f.Add(encodeRecord(nil, spoolRows("u", 2)))
-	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		rows, n, err := decodeRecord(b)
+	rec := encodeRecord(nil, spoolRows("u", 2))
+	setPositions(rec, 4096)
+	f.Add(rec, int64(4096))
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, int64(0))
+	f.Fuzz(func(t *testing.T, b []byte, at int64) {
+		decodeRecord(b, at, true)
+		rows, n, err := decodeRecord(b, at, false)
 		if err != nil {
 			return
 		}
-		if again := encodeRecord(nil, rows); string(again) != string(b[:n]) {
+		again := encodeRecord(nil, rows)
+		setPositions(again, at)
+		if string(again) != string(b[:n]) {
 			t.Fatalf("decoded and encoded again: %x, was %x", again, b[:n])
 		}
 	})
@@ -149,7 +162,7 @@ func TestSpoolRecovers(t *testing.T) {
 	if err := sp.trim(after); err != nil {
 		t.Fatal(err)
 	}
-	if segs, _ := sp.segments(); len(segs) != 1 || segs[0] != after {
+	if segs, _ := sp.segments(); len(segs) != 1 || segs[0].start != after {
 		t.Errorf("segments after trimming to %d: %v", after, segs)
 	}
 	last := sp.end
@@ -165,7 +178,7 @@ func TestSpoolRecovers(t *testing.T) {
 	}
 	sp.write(encodeRecord(nil, spoolRows("third-segment", 1)))
 	sp.close()
-	path := filepath.Join(dir, SpoolDir, fmt.Sprintf("%020d.spool", after))
+	path := filepath.Join(dir, SpoolDir, fmt.Sprintf("%020d.segment", after))
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +225,7 @@ func TestSpoolRotatesIntoZeroedSegments(t *testing.T) {
 		}
 	}
 	sp.close()
-	segs := func() []int64 {
+	segs := func() []segment {
 		s := &spool{dir: filepath.Join(dir, SpoolDir)}
 		out, err := s.segments()
 		if err != nil {
@@ -225,7 +238,7 @@ func TestSpoolRotatesIntoZeroedSegments(t *testing.T) {
 	if len(segs) < 2 {
 		t.Fatalf("segments %v, want the first and a zeroed one", segs)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, SpoolDir, fmt.Sprintf("%020d.spool", segs[len(segs)-1]))); err != nil || fi.Size() != spoolSegmentMax {
+	if fi, err := os.Stat(filepath.Join(dir, SpoolDir, fmt.Sprintf("%020d.segment", segs[len(segs)-1].start))); err != nil || fi.Size() != spoolSegmentMax {
 		t.Fatalf("the second segment: %v, want %d bytes", err, spoolSegmentMax)
 	}
 	sp, recs, err := openSpool(dir, 0)
@@ -254,14 +267,11 @@ func TestSpoolRotatesIntoZeroedSegments(t *testing.T) {
 	sp.close()
 }
 
-// TestSpoolRecordLayout holds encodeRecord to the layout that spools on
-// disk are in (spool.go), written out here field by field: a node must
-// read the spool an earlier build left, so the bytes may not change.
-func TestSpoolRecordLayout(t *testing.T) {
-	rows := spoolRows("u", 2)
-	rows[1].Patients, rows[1].Flags, rows[1].User = nil, []string{"a", "b"}, ""
+// layoutPayload is a record's payload for rows, written out field by field
+// as spool.go describes it.
+func layoutPayload(rows []*store.AuditEntry) []byte {
 	var payload []byte
-	payload = binary.AppendUvarint(payload, 2)
+	payload = binary.AppendUvarint(payload, uint64(len(rows)))
 	for _, r := range rows {
 		payload = binary.AppendVarint(payload, r.Time)
 		for _, f := range []string{r.User, r.Role, r.Org, r.Client, strings.Join(r.Patients, " "), r.Action, r.Outcome, strings.Join(r.Flags, " ")} {
@@ -272,11 +282,158 @@ func TestSpoolRecordLayout(t *testing.T) {
 		payload = binary.AppendUvarint(payload, uint64(len(r.Event)))
 		payload = append(payload, r.Event...)
 	}
+	return payload
+}
+
+// legacyRecord is a record as an earlier build wrote it (.spool
+// segments): length, CRC, payload.
+func legacyRecord(rows []*store.AuditEntry) []byte {
+	payload := layoutPayload(rows)
+	rec := binary.LittleEndian.AppendUint32(nil, uint32(len(payload)))
+	rec = binary.LittleEndian.AppendUint32(rec, crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)))
+	return append(rec, payload...)
+}
+
+// TestSpoolRecordLayout holds encodeRecord and setPositions to the layout
+// that spools on disk are in (spool.go), written out here field by field:
+// a node must read the spool an earlier build left, so the bytes may not
+// change.
+func TestSpoolRecordLayout(t *testing.T) {
+	rows := spoolRows("u", 2)
+	rows[1].Patients, rows[1].Flags, rows[1].User = nil, []string{"a", "b"}, ""
+	payload := layoutPayload(rows)
 	want := binary.LittleEndian.AppendUint32(nil, uint32(len(payload)))
 	want = binary.LittleEndian.AppendUint32(want, crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)))
+	want = binary.LittleEndian.AppendUint64(want, 1<<40+3)
 	want = append(want, payload...)
 	got := encodeRecord([]byte("before"), rows)
+	setPositions(got[len("before"):], 1<<40+3)
 	if !slices.Equal(got, append([]byte("before"), want...)) {
 		t.Errorf("encodeRecord\n got %x\nwant before+%x", got, want)
+	}
+}
+
+// TestSpoolReadsEarlierSegments: a spool an earlier build left (.spool
+// segments, records without their position, a torn last one) opens with
+// every whole record; the next write goes into a new segment where they
+// end, the old one is never written to again, and trimming deletes it.
+func TestSpoolReadsEarlierSegments(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, SpoolDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	a, b := legacyRecord(spoolRows("old-a", 1)), legacyRecord(spoolRows("old-b", 2))
+	torn := legacyRecord(spoolRows("torn", 1))
+	old := slices.Concat(a, b, torn[:len(torn)-5], make([]byte, 4096))
+	oldPath := filepath.Join(dir, SpoolDir, fmt.Sprintf("%020d.spool", 0))
+	if err := os.WriteFile(oldPath, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	end := int64(len(a) + len(b))
+	sp, recs, err := openSpool(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].rows[0].User != "old-a-0" || recs[1].rows[1].User != "old-b-1" || recs[1].end != end {
+		t.Fatalf("recovered %+v", recs)
+	}
+	if sp.start != end || sp.end != end {
+		t.Fatalf("writing at %d in the segment from %d, want a new segment at %d", sp.end, sp.start, end)
+	}
+	if err := sp.write(encodeRecord(nil, spoolRows("new", 1))); err != nil {
+		t.Fatal(err)
+	}
+	after := sp.end
+	sp.close()
+	if b, err := os.ReadFile(oldPath); err != nil || !slices.Equal(b, old) {
+		t.Fatalf("the earlier build's segment changed: %v", err)
+	}
+	sp, recs, err = openSpool(dir, 0)
+	if err != nil || len(recs) != 3 || recs[2].rows[0].User != "new-0" || recs[2].end != after {
+		t.Fatalf("reopened: %v %+v", err, recs)
+	}
+	if err := sp.trim(end); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(oldPath); !os.IsNotExist(err) {
+		t.Errorf("the moved earlier segment is still there: %v", err)
+	}
+	sp.close()
+	sp, recs, err = openSpool(dir, end)
+	if err != nil || len(recs) != 1 || recs[0].rows[0].User != "new-0" {
+		t.Fatalf("after trimming: %v %+v", err, recs)
+	}
+	sp.close()
+}
+
+// TestSpoolReusesMovedSegments: once trimmed, a full-size segment is kept
+// and becomes a later segment (the same file, nothing zeroed), and what
+// it held before is never read as records: reopened from any point the
+// log can have moved to, the spool gives back exactly the records written
+// since, in order.
+func TestSpoolReusesMovedSegments(t *testing.T) {
+	dir := t.TempDir()
+	const segMax, firstMax = 256 << 10, 64 << 10
+	sp, _, err := openSpoolSized(dir, 0, segMax, firstMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := spoolRows("r", 1)
+	rows[0].Event = []byte(`{"resourceType":"AuditEvent","x":"` + strings.Repeat("a", 3000) + `"}`)
+	type written struct {
+		user string
+		end  int64
+	}
+	var all []written
+	reused, trimmed := 0, 0 // trimmed: the records of all before it are moved
+	for i := 0; reused < 3; i++ {
+		if i > 5000 {
+			t.Fatalf("after %d records, %d segments reused", i, reused)
+		}
+		rows[0].User = fmt.Sprint("u", i)
+		start := sp.start
+		if err := sp.write(encodeRecord(nil, rows)); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, written{rows[0].User, sp.end})
+		if sp.start == start {
+			continue
+		}
+		// A new segment: reused if its file already holds an earlier
+		// segment's records (a zeroed one holds zeroes). The mover has
+		// moved all but the last record.
+		b, err := os.ReadFile(sp.segmentPath(segment{start: sp.start}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) >= segMax && slices.ContainsFunc(b[segMax-1024:segMax], func(c byte) bool { return c != 0 }) {
+			reused++
+		}
+		trimmed = len(all) - 1
+		if err := sp.trim(all[trimmed-1].end); err != nil {
+			t.Fatal(err)
+		}
+		if segs, frees, _ := sp.list(); len(frees) > spoolFreeMax || len(segs) > 2 {
+			t.Fatalf("after trimming: segments %v, kept %v", segs, frees)
+		}
+	}
+	sp.close()
+	// The node reopens at the position moved, never before the trim.
+	for _, k := range []int{trimmed - 1, trimmed, (trimmed + len(all)) / 2, len(all) - 1} {
+		from := all[k].end
+		sp, recs, err := openSpoolSized(dir, from, segMax, firstMax)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := all[k+1:]
+		if len(recs) != len(want) {
+			t.Fatalf("from %d: %d records, wrote %d since", from, len(recs), len(want))
+		}
+		for i, r := range recs {
+			if r.rows[0].User != want[i].user || r.end != want[i].end {
+				t.Fatalf("from %d, record %d: %s ending at %d, want %s at %d", from, i, r.rows[0].User, r.end, want[i].user, want[i].end)
+			}
+		}
+		sp.close()
 	}
 }
