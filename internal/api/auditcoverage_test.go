@@ -162,10 +162,12 @@ type event struct {
 	} `json:"entity"`
 }
 
+// decodeEvent reads an entry's event: as the log returns it, or as the API
+// hands it to the log (packed).
 func decodeEvent(t *testing.T, e *audit.Entry) event {
 	t.Helper()
 	var ev event
-	if err := json.Unmarshal(e.Event, &ev); err != nil || ev.ResourceType != "AuditEvent" {
+	if err := json.Unmarshal(audit.UnpackEvent(e.Event), &ev); err != nil || ev.ResourceType != "AuditEvent" {
 		t.Fatalf("entry %d: not an AuditEvent (%v): %s", e.Index, err, e.Event)
 	}
 	return ev

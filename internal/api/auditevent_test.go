@@ -48,8 +48,9 @@ type decoded struct {
 	}
 }
 
-func decodeEvent(t *testing.T, raw []byte) decoded {
+func decodeEvent(t *testing.T, packed []byte) decoded {
 	t.Helper()
+	raw := audit.UnpackEvent(packed)
 	if !json.Valid(raw) {
 		t.Fatalf("not JSON: %s", raw)
 	}
@@ -79,7 +80,7 @@ func TestAuditEventShape(t *testing.T) {
 		d.Recorded != "2026-12-06T10:00:00.123456Z" || d.Source.Observer.Display != "node-1" {
 		t.Errorf("event: %+v", d)
 	}
-	if len(d.Subtype) != 1 || d.Subtype[0].Code != "everything" || d.Subtype[0].System != sysInteraction {
+	if len(d.Subtype) != 1 || d.Subtype[0].Code != "everything" || d.Subtype[0].System != "http://hl7.org/fhir/restful-interaction" {
 		t.Errorf("subtype: %+v", d.Subtype)
 	}
 	if len(d.Purpose) != 1 || d.Purpose[0].Coding[0].Code != "ETREAT" {

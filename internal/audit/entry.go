@@ -62,7 +62,8 @@ type Entry struct {
 	// safeguarding access): it is withheld from the person's own view.
 	Restricted bool
 	// Event is the AuditEvent resource as JSON, exactly as hashed into the
-	// log. It never carries a token, password or secret.
+	// log. It never carries a token, password or secret. Given to Record it
+	// may be packed (packed.go); read from the log it never is.
 	Event []byte
 }
 

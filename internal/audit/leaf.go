@@ -37,7 +37,7 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 	// Each field's bytes, and up to 20 digits, a colon and a newline around
 	// each of the twelve.
 	dst = slices.Grow(dst, len(leafVersion)+12*22+2*20+len(user)+len(role)+len(org)+len(client)+
-		joinedLen(patients)+len(action)+len(outcome)+joinedLen(flags)+1+len(event))
+		joinedLen(patients)+len(action)+len(outcome)+joinedLen(flags)+1+unpackedLen(event))
 	dst = append(dst, leafVersion...)
 	field := func(s string) {
 		dst = strconv.AppendInt(dst, int64(len(s)), 10)
@@ -77,9 +77,10 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 	} else {
 		field("0")
 	}
-	dst = strconv.AppendInt(dst, int64(len(event)), 10)
+	// The event unpacked (packed.go): the leaf is of the AuditEvent itself.
+	dst = strconv.AppendInt(dst, int64(unpackedLen(event)), 10)
 	dst = append(dst, ':')
-	dst = append(dst, event...)
+	dst = appendUnpacked(dst, event)
 	return append(dst, '\n')
 }
 

@@ -304,11 +304,11 @@ func toRow(e *Entry) (*store.AuditEntry, error) {
 		Restricted: e.Restricted, Event: e.Event}, nil
 }
 
-// fromRow is the inverse of toRow.
+// fromRow is the inverse of toRow, the event unpacked (packed.go).
 func fromRow(r *store.AuditEntry) *Entry {
 	return &Entry{Index: r.Index, Time: time.UnixMicro(r.Time).UTC(), User: r.User, Role: r.Role, Org: r.Org,
 		Client: r.Client, Patients: r.Patients, Action: r.Action, Outcome: r.Outcome, Flags: r.Flags,
-		Restricted: r.Restricted, Event: r.Event}
+		Restricted: r.Restricted, Event: UnpackEvent(r.Event)}
 }
 
 // run is the committer: it takes every Record queued while the previous
