@@ -480,7 +480,7 @@ func (l *Log) mover() {
 		l.moves.Add(1)
 		if moved-trimmed >= spoolFirstMax {
 			if err := l.sp.trim(moved); err != nil {
-				l.logger.Error("audit: deleting moved spool segments failed", "err", err)
+				l.logger.Error("audit: retiring moved spool segments failed", "err", err)
 			} else {
 				trimmed = moved
 			}
