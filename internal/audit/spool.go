@@ -198,37 +198,7 @@ func (s *spool) prepare() {
 		}
 		f := s.reuse()
 		if f == nil {
-			f, _ = func() (*os.File, error) {
-				f, err := os.OpenFile(filepath.Join(s.dir, nextName), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-				if err != nil {
-					return nil, err
-				}
-				for n := int64(0); n < s.segMax; n += int64(len(zeros)) {
-					if _, err := f.Write(zeros[:min(int64(len(zeros)), s.segMax-n)]); err != nil {
-						f.Close()
-						return nil, err
-					}
-					if err := syscall.Fdatasync(int(f.Fd())); err != nil {
-						f.Close()
-						return nil, err
-					}
-					select {
-					case <-s.stop:
-						f.Close()
-						return nil, nil
-					default:
-					}
-				}
-				if err := f.Sync(); err != nil {
-					f.Close()
-					return nil, err
-				}
-				if _, err := f.Seek(0, io.SeekStart); err != nil {
-					f.Close()
-					return nil, err
-				}
-				return f, nil
-			}()
+			f = s.zero(zeros)
 		}
 		if f == nil {
 			// Stopped, or failed: the committer then starts an
@@ -248,6 +218,41 @@ func (s *spool) prepare() {
 		default:
 		}
 	}
+}
+
+// zero writes next.tmp full of zeroes, flushing each MiB as it goes, and
+// returns it open for writing from its start; nil if it failed or the
+// spool closed meanwhile.
+func (s *spool) zero(zeros []byte) *os.File {
+	f, err := os.OpenFile(filepath.Join(s.dir, nextName), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil
+	}
+	for n := int64(0); n < s.segMax; n += int64(len(zeros)) {
+		if _, err := f.Write(zeros[:min(int64(len(zeros)), s.segMax-n)]); err != nil {
+			f.Close()
+			return nil
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			f.Close()
+			return nil
+		}
+		select {
+		case <-s.stop:
+			f.Close()
+			return nil
+		default:
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 // reuse readies a file already written to its full size as next.tmp and
