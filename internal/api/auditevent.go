@@ -59,7 +59,7 @@ type auditFacts struct {
 func (in auditFacts) entry() (*audit.Entry, error) {
 	outcome := outcomeOf(in.Status)
 	// Sized for the event in one allocation: about 64 bytes of packed
-	// structure, at most 80 an entity, and the facts (the query in base64).
+	// structure, about 80 an entity, and the facts (the query in base64).
 	size := 64 + 80*(len(in.Patients)+len(in.Resources)) + 2*len(in.Query) + 2*len(in.Detail) +
 		len(in.User) + len(in.Role) + len(in.Org) + len(in.Client) + len(in.Node) + len(in.RequestID)
 	w := jsonw{b: make([]byte, 0, size)}

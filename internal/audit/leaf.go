@@ -34,10 +34,13 @@ func appendRowLeaf(dst []byte, r *store.AuditEntry) []byte {
 // most once.
 func appendLeaf(dst []byte, index, micros int64, user, role, org, client string, patients []string,
 	action, outcome string, flags []string, restricted bool, event []byte) []byte {
+	// The event is hashed unpacked (packed.go): the leaf is of the
+	// AuditEvent itself.
+	eventLen := unpackedLen(event)
 	// Each field's bytes, and up to 20 digits, a colon and a newline around
 	// each of the twelve.
 	dst = slices.Grow(dst, len(leafVersion)+12*22+2*20+len(user)+len(role)+len(org)+len(client)+
-		joinedLen(patients)+len(action)+len(outcome)+joinedLen(flags)+1+unpackedLen(event))
+		joinedLen(patients)+len(action)+len(outcome)+joinedLen(flags)+1+eventLen)
 	dst = append(dst, leafVersion...)
 	field := func(s string) {
 		dst = strconv.AppendInt(dst, int64(len(s)), 10)
@@ -77,8 +80,7 @@ func appendLeaf(dst []byte, index, micros int64, user, role, org, client string,
 	} else {
 		field("0")
 	}
-	// The event unpacked (packed.go): the leaf is of the AuditEvent itself.
-	dst = strconv.AppendInt(dst, int64(unpackedLen(event)), 10)
+	dst = strconv.AppendInt(dst, int64(eventLen), 10)
 	dst = append(dst, ':')
 	dst = appendUnpacked(dst, event)
 	return append(dst, '\n')

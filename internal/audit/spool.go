@@ -655,6 +655,8 @@ func readRecord(r io.Reader, left, at int64, legacy bool) ([]*store.AuditEntry, 
 	if n > spoolRecordMax || n > left-int64(hl) {
 		return nil, 0, fmt.Errorf("record of %d bytes past the end", n)
 	}
+	// Checked before the payload is read: after the last record of a
+	// reused segment comes an earlier use's, up to a segment long.
 	if !legacy && binary.LittleEndian.Uint64(hdr[8:]) != uint64(at) {
 		return nil, 0, errNotHere
 	}
